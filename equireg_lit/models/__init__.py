@@ -1,0 +1,5 @@
+"""LightningModules: thin wrappers over the framework-free math."""
+
+from equireg_lit.models.score import ScoreModule
+
+__all__ = ["ScoreModule"]

@@ -1,0 +1,192 @@
+"""ScoreModule: train or fine-tune an epsilon-prediction prior, with EMA and group augmentation."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+from typing import Literal
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from equireg_lit.diffusion.priors import DiffusionPrior
+from equireg_lit.regularizer.groups import GROUP_NAMES, get_group
+from equireg_lit.solvers.dps import DPS
+from equireg_lit.utils.io import atomic_write, atomic_write_json
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * model`` for parameters; buffers are copied."""
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach(), 1.0 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+def _read_run_config(trainer: pl.Trainer) -> str | None:
+    """The config LightningCLI saved for this run, to embed in provenance records."""
+    log_dir = trainer.log_dir
+    cfg = Path(log_dir) / "config.yaml" if log_dir else None
+    return cfg.read_text() if cfg is not None and cfg.is_file() else None
+
+
+class ScoreModule(pl.LightningModule):
+    """Epsilon-prediction training ``E || eps - eps_theta(sqrt(abar) x0 + sqrt(1-abar) eps, t) ||^2``.
+
+    Args:
+        prior: The network to train (built from sizes with ``random_init: true`` or loaded
+            from weights to fine-tune).
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        lr_schedule: ``cosine`` decay to 0 over training, or ``constant``.
+        warmup_steps: Linear warm-up steps.
+        ema_decay: EMA decay of the weights used for validation, sampling and export.
+        augment_group: Group whose random elements augment the training images (e.g. ``hflip``,
+            ``d4``), or None. Networks trained with augmentation become approximately
+            equivariant on the data, which EquiReg relies on when the network is used as f.
+        augment_prob: Probability that a training image is transformed.
+        sample_every_n_epochs: Log a grid of unconditional EMA samples every N epochs (0 = never).
+        num_sample_images: Images in that grid.
+        sample_steps: DDIM steps for that grid (cheap reduced-step sampler).
+        export_path: Write the EMA weights here (``.safetensors``) with a provenance ``.json``
+            at the end of fit.
+        seed: Seed recorded in the provenance and used for the fixed validation noise.
+    """
+
+    def __init__(
+        self,
+        prior: DiffusionPrior,
+        lr: float = 2e-4,
+        weight_decay: float = 0.0,
+        lr_schedule: Literal["cosine", "constant"] = "cosine",
+        warmup_steps: int = 200,
+        ema_decay: float = 0.999,
+        augment_group: str | None = None,
+        augment_prob: float = 0.5,
+        sample_every_n_epochs: int = 5,
+        num_sample_images: int = 16,
+        sample_steps: int = 50,
+        export_path: str | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if augment_group is not None and augment_group not in GROUP_NAMES:
+            raise ValueError(f"unknown augment_group {augment_group!r}; valid: {', '.join(GROUP_NAMES)}")
+        self.save_hyperparameters(ignore=["prior"])
+        self.prior = prior
+        self.ema = copy.deepcopy(prior).requires_grad_(False).eval()
+        self.group = get_group(augment_group) if augment_group else None
+        self._fit_start = 0.0
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.prior.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warm = self.hparams.warmup_steps
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            if self.hparams.lr_schedule == "constant":
+                return 1.0
+            return 0.5 * (1 + math.cos(math.pi * min((step - warm) / max(total - warm, 1), 1.0)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def augment(self, x: Tensor) -> Tensor:
+        if self.group is None:
+            return x
+        self.group.check_acts_on(x.shape)
+        out = x.clone()
+        for i in range(x.shape[0]):
+            if torch.rand(()) < self.hparams.augment_prob:
+                out[i] = self.group.act(self.group.sample(), x[i])
+        return out
+
+    def diffusion_loss(self, net: DiffusionPrior, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        T = net.schedule.num_train_timesteps
+        t = torch.randint(T, (x0.shape[0],), generator=generator).to(x0.device)
+        eps = torch.randn(x0.shape, generator=generator).to(x0)
+        x_t = net.schedule.add_noise(x0, eps, t)
+        return F.mse_loss(net(x_t, t), eps)
+
+    def on_fit_start(self) -> None:
+        self._fit_start = time.time()
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        x0 = batch["image"]
+        if batch_idx == 0 and self.current_epoch == 0:
+            self.prior.check_input(x0.shape, what="training batch")
+        loss = self.diffusion_loss(self.prior, self.augment(x0))
+        self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        # Bias-corrected warm-up of the EMA decay, so early EMA weights are not dominated by init.
+        n = self.global_step
+        ema_update(self.ema, self.prior, min(self.hparams.ema_decay, (1 + n) / (10 + n)))
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        # Fixed noise per batch so validation losses are comparable across epochs.
+        g = torch.Generator().manual_seed(self.hparams.seed * 100003 + batch_idx)
+        loss = self.diffusion_loss(self.ema, batch["image"], generator=g)
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+
+    def sample(self, n: int, steps: int, seed: int = 0) -> Tensor:
+        """Unconditional EMA samples with a DDIM subsequence of ``steps`` steps."""
+        gens = [torch.Generator().manual_seed(seed * 1_000_003 + i) for i in range(n)]
+        size = self.ema.image_size or 32
+        out = DPS(num_steps=steps, eta=0.0).sample(self.ema, (n, self.ema.channels, size, size), gens)
+        return out.x
+
+    def on_validation_epoch_end(self) -> None:
+        every = self.hparams.sample_every_n_epochs
+        if self.trainer.sanity_checking or not every or (self.current_epoch + 1) % every:
+            return
+        logger = self.logger
+        if logger is None or not hasattr(logger.experiment, "add_image"):
+            return
+        import torchvision
+
+        x = self.sample(self.hparams.num_sample_images, self.hparams.sample_steps)
+        grid = torchvision.utils.make_grid((x.clamp(-1, 1) + 1) / 2, nrow=int(math.sqrt(x.shape[0])))
+        logger.experiment.add_image("samples/ema", grid, self.global_step)
+
+    def on_fit_end(self) -> None:
+        if self.hparams.export_path and self.trainer.is_global_zero:
+            self.export(self.hparams.export_path)
+
+    def export(self, path: str | Path) -> None:
+        """Write EMA weights (safetensors) and a provenance JSON next to them."""
+        from safetensors.torch import save_file
+
+        import equireg_lit
+
+        path = Path(path)
+        net = getattr(self.ema, "net", self.ema)
+        state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+        atomic_write(path, lambda p: save_file(state, str(p)))
+        val = self.trainer.callback_metrics.get("val/loss")
+        prov = {
+            "kind": type(self.prior).__name__,
+            "architecture": getattr(self.prior, "architecture", None),
+            "noise_schedule": self.prior.schedule.name,
+            "num_train_timesteps": self.prior.schedule.num_train_timesteps,
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "hparams": dict(self.hparams),
+            "seed": self.hparams.seed,
+            "epochs": self.current_epoch,  # completed epochs
+            "global_steps": self.global_step,
+            "wall_time_seconds": round(time.time() - self._fit_start, 1),
+            "final_val_loss_ema": None if val is None else float(val),
+            "package_version": equireg_lit.__version__,
+            "config_yaml": _read_run_config(self.trainer),
+            "torch_version": torch.__version__,
+        }
+        atomic_write_json(path.with_suffix(".json"), prov)

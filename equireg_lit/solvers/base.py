@@ -1,0 +1,124 @@
+"""Solver interface: a posterior (or unconditional) sampler driven by a diffusion prior.
+
+A solver only sees the prior (``eps(x_t, t)`` and its schedule) and a :class:`Guidance`
+object that holds the measurement, the forward operator and the optional regularizer, so new
+samplers (DAPS, DiffPIR, SITCOM, latent solvers) plug in without touching the Lightning module.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from equireg_lit.diffusion.priors import DiffusionPrior
+from equireg_lit.regularizer import EquiReg
+
+
+class Guidance:
+    """Per-sample measurement loss ``||y_i - A(x_i)|| + reg_i(x_i)`` (DESIGN.md §1).
+
+    Args:
+        physics: Forward operator with ``A(x)`` (deepinv ``Physics`` vocabulary).
+        y: Measurements ``[B, ...]``.
+        regularizer: Optional EquiReg penalty, added to each sample's data term.
+        reg_generators: One generator per sample for the group draws (batch-independent results).
+    """
+
+    def __init__(
+        self,
+        physics,
+        y: Tensor,
+        regularizer: EquiReg | None = None,
+        reg_generators: list[torch.Generator] | None = None,
+    ):
+        self.physics = physics
+        self.y = y
+        self.regularizer = regularizer
+        self.reg_generators = reg_generators
+
+    def data_term(self, x0: Tensor) -> Tensor:
+        """``||y_i - A(x0_i)||`` per sample (the norm, not its square, as in DPS)."""
+        r = self.y - self.physics.A(x0)
+        return r.reshape(r.shape[0], -1).norm(dim=1)
+
+    def loss(self, x0: Tensor, step: int, total_steps: int) -> Tensor:
+        """Per-sample loss whose gradient drives guidance."""
+        loss = self.data_term(x0)
+        if self.regularizer is not None:
+            loss = loss + self.regularizer(x0, step=step, total_steps=total_steps, generator=self.reg_generators)
+        return loss
+
+
+@dataclass
+class SamplerOutput:
+    """Result of a sampling run.
+
+    Attributes:
+        x: Final samples ``[B, C, H, W]`` (zeros for failed samples).
+        failed: Batch position -> step at which the sample became NaN/inf.
+        nfe: Network evaluations per sample.
+        network_seconds: Time spent in network forward and backward passes.
+        total_seconds: Wall time of the whole run.
+    """
+
+    x: Tensor
+    failed: dict[int, int] = field(default_factory=dict)
+    nfe: int = 0
+    network_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+
+class Timer:
+    """Accumulates wall time of code blocks (synchronizing CUDA so GPU time is counted)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self) -> "Timer":
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.seconds += time.perf_counter() - self._t0
+
+
+def per_sample_randn(shape: tuple[int, ...], generators: list[torch.Generator], like: Tensor) -> Tensor:
+    """Standard normal noise drawn sample by sample, so a sample's noise ignores its batch."""
+    if len(generators) != shape[0]:
+        raise ValueError(f"need one generator per sample: {len(generators)} for a batch of {shape[0]}")
+    out = torch.stack([torch.randn(shape[1:], generator=g, dtype=like.dtype) for g in generators])
+    return out.to(like.device)
+
+
+class Solver(ABC):
+    """Base class of samplers. Subclasses implement :meth:`sample`."""
+
+    num_steps: int
+
+    @abstractmethod
+    def sample(
+        self,
+        prior: DiffusionPrior,
+        shape: tuple[int, ...],
+        generators: list[torch.Generator],
+        guidance: Guidance | None = None,
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> SamplerOutput:
+        """Draw ``shape[0]`` samples; sample ``i`` uses only ``generators[i]``.
+
+        Args:
+            prior: The diffusion prior.
+            shape: ``[B, C, H, W]``.
+            generators: One ``torch.Generator`` per sample (all randomness comes from them).
+            guidance: Measurement loss; None samples the prior unconditionally.
+            on_step: Called as ``on_step(step, total_steps)`` after every step (progress bars).
+        """

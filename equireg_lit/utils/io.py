@@ -1,0 +1,84 @@
+"""Safe checkpoint loading and atomic file writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` atomically: ``write`` fills a temporary file that is then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda p: p.write_text(text))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a state dict from ``.safetensors`` or a torch file with ``weights_only=True``.
+
+    Lightning checkpoints (``{"state_dict": ...}``) and EMA exports are unwrapped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling refused or corrupt file
+        raise ValueError(
+            f"could not load {path} safely with torch.load(weights_only=True): {err}. "
+            "Convert it to .safetensors or a plain state dict."
+        ) from err
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors")
+    return obj
+
+
+def load_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """``load_state_dict(strict=True)`` with an error that lists missing, unexpected and
+    mis-shaped keys and names the file, instead of PyTorch's wall of text."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k}: expected {tuple(expected[k].shape)}, found {tuple(state[k].shape)}"
+        for k in expected
+        if k in state and expected[k].shape != state[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = [f"checkpoint {source} does not match {type(module).__name__}"]
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches, e.g. " + "; ".join(shapes[:5]))
+        if missing:
+            parts.append(f"{len(missing)} missing keys, e.g. {missing[:5]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[:5]}")
+        parts.append("check that the architecture settings match the ones the weights were trained with")
+        raise ValueError(". ".join(parts))
+    module.load_state_dict(state, strict=True)
