@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningCLI
 
 
@@ -14,8 +15,25 @@ class EquiRegCLI(LightningCLI):
             "--overwrite",
             type=bool,
             default=False,
-            help="predict: redo samples whose outputs already exist (default: skip them and resume)",
+            help="predict: redo samples whose outputs already exist (default: keep them and resume)",
         )
+
+    def before_predict(self) -> None:
+        from equireg_lit.callbacks import PredictionWriter
+
+        # Predictions go to files through the writer, never accumulated in memory.
+        if self.config_init["predict"].get("return_predictions") is None:
+            self.config_init["predict"]["return_predictions"] = False
+
+        writers = [cb for cb in self.trainer.callbacks if isinstance(cb, BasePredictionWriter)]
+        if not writers:
+            writer = PredictionWriter()
+            self.trainer.callbacks.append(writer)
+            writers = [writer]
+        if self.config["predict"].get("overwrite"):
+            for cb in writers:
+                if isinstance(cb, PredictionWriter):
+                    cb.overwrite = True
 
 
 def main(args: list[str] | None = None) -> None:

@@ -1,5 +1,6 @@
 """LightningModules: thin wrappers over the framework-free math."""
 
+from equireg_lit.models.posterior import PosteriorSampler
 from equireg_lit.models.score import ScoreModule
 
-__all__ = ["ScoreModule"]
+__all__ = ["ScoreModule", "PosteriorSampler"]

@@ -1,0 +1,18 @@
+"""Forward operators (deepinv ``Physics`` subclasses) for image restoration tasks."""
+
+from equireg_lit.physics.operators import (
+    BoxInpainting,
+    DenseGaussian,
+    FourierPhaseRetrieval,
+    GaussianBlur,
+    HighDynamicRange,
+    MotionBlur,
+    RandomInpainting,
+    SuperResolution,
+    simulate,
+)
+
+__all__ = [
+    "BoxInpainting", "RandomInpainting", "SuperResolution", "GaussianBlur", "MotionBlur",
+    "FourierPhaseRetrieval", "HighDynamicRange", "DenseGaussian", "simulate",
+]

@@ -27,9 +27,11 @@ GeneratorArg = torch.Generator | list[torch.Generator] | None
 
 def reduce_per_sample(diff: Tensor, reduction: Reduction) -> Tensor:
     """Reduce ``diff`` of shape ``[B, ...]`` to ``[B]``: L2 norm, its square, or mean square."""
-    sq = diff.reshape(diff.shape[0], -1).pow(2)
+    flat = diff.reshape(diff.shape[0], -1)
     if reduction == "norm":
-        return sq.sum(dim=1).sqrt()
+        # vector_norm has a zero (sub)gradient at 0; sqrt(sum(x^2)) would give NaN there.
+        return torch.linalg.vector_norm(flat, dim=1)
+    sq = flat.pow(2)
     if reduction == "sqnorm":
         return sq.sum(dim=1)
     if reduction == "mse":

@@ -126,6 +126,12 @@ class Group:
                 "declare the group invariant with feature_action='trivial'."
             )
         h, w = shape[-2], shape[-1]
+        for g in self.elements:
+            if isinstance(g, ShiftElement) and g.dh % h == 0 and g.dw % w == 0:
+                raise ValueError(
+                    f"shift ({g.dh}, {g.dw}) is the identity on the {h}x{w} {what}; choose shifts "
+                    "that are not multiples of the field size"
+                )
         if self.needs_square and h != w:
             raise ValueError(
                 f"group {self.name!r} contains quarter turns, which need square maps, but the {what} "

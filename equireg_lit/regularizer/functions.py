@@ -1,0 +1,61 @@
+"""Candidate functions f for EquiReg that need no training of their own."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class PriorDenoiser(nn.Module):
+    """The prior's own clean estimate at a fixed small timestep: ``f(x) = x0_hat(sqrt(abar_t0) x, t0)``.
+
+    The input is scaled as the forward process scales clean images, with no noise added, so f
+    is deterministic and maps back into x's space (use with ``form: equi_plus`` or ``equi``).
+    The posterior sampler binds its prior to it; no weights of its own.
+
+    Args:
+        t0: Timestep of the denoiser (small: close to the data).
+    """
+
+    def __init__(self, t0: int = 20):
+        super().__init__()
+        if t0 < 0:
+            raise ValueError(f"t0 must be >= 0, got {t0}")
+        self.t0 = t0
+        self._prior: list = []  # a list, so the prior is not registered twice as a submodule
+
+    def bind(self, prior: nn.Module) -> "PriorDenoiser":
+        self._prior[:] = [prior]
+        return self
+
+    @property
+    def prior(self):
+        if not self._prior:
+            raise RuntimeError("PriorDenoiser is not bound to a prior; the posterior sampler binds it")
+        return self._prior[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        prior = self.prior
+        t = torch.full((x.shape[0],), self.t0, dtype=torch.long, device=x.device)
+        x_t = prior.schedule.abar(t, x).sqrt() * x
+        return prior.x0(x_t, t)
+
+
+class FixedConv(nn.Module):
+    """A fixed (untrained) 3x3 convolution; with an asymmetric kernel it is not flip-equivariant.
+
+    Args:
+        channels: Input and output channels.
+        kernel: 3x3 kernel (row-major), applied to every channel.
+    """
+
+    def __init__(self, channels: int = 1, kernel: tuple[float, ...] = (0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, 2.0, 0.0)):
+        super().__init__()
+        if len(kernel) != 9:
+            raise ValueError("kernel must have 9 entries (3x3, row-major)")
+        k = torch.tensor(kernel, dtype=torch.float32).view(1, 1, 3, 3).repeat(channels, 1, 1, 1)
+        self.register_buffer("weight", k)
+        self.channels = channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return nn.functional.conv2d(x, self.weight.to(x), padding=1, groups=self.channels)

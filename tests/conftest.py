@@ -1,0 +1,14 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("PL_DISABLE_FORK", "1")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def repo_root() -> str:
+    return REPO
