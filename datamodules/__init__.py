@@ -1,6 +1,7 @@
 """LightningDataModules (installed as ``equireg_lit.datamodules``)."""
 
+from equireg_lit.datamodules.folders import ImageFolderDataModule, MeasurementDataModule
 from equireg_lit.datamodules.mnist import MNISTDataModule, SklearnDigitsDataModule, TensorImageDataset, mnist32, split_indices
 from equireg_lit.datamodules.synthetic import GaussianDataModule
 
-__all__ = ["GaussianDataModule", "MNISTDataModule", "SklearnDigitsDataModule", "TensorImageDataset", "mnist32", "split_indices"]
+__all__ = ["ImageFolderDataModule", "MeasurementDataModule", "GaussianDataModule", "MNISTDataModule", "SklearnDigitsDataModule", "TensorImageDataset", "mnist32", "split_indices"]

@@ -155,3 +155,32 @@ def test_shape_and_group_errors_before_sampling():
         rect.check_shapes(torch.Size((2, 1, 8, 12)), "data")
     with pytest.raises(ValueError, match="img_size"):
         make_sampler().operator.check_input((2, 1, 8, 9))
+
+
+def test_measurement_mode_reads_y_and_mask_from_files(tmp_path):
+    from safetensors.torch import save_file
+
+    from equireg_lit.datamodules import MeasurementDataModule
+    from equireg_lit.physics import BoxInpainting, MaskInpainting
+
+    box = BoxInpainting(img_size=(1, 8, 8), box_size=4)
+    save_file({"mask": box.mask[0, 0].contiguous()}, str(tmp_path / "mask.safetensors"))
+    meas = tmp_path / "meas"
+    meas.mkdir()
+    truth = 0.5 * torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    for i in range(3):
+        save_file({"y": box.A(truth[i : i + 1])[0].contiguous()}, str(meas / f"{10 + i:05d}.safetensors"))
+    op = MaskInpainting(mask_path=str(tmp_path / "mask.safetensors"), img_size=(1, 8, 8))
+    assert torch.equal(op.mask, box.mask)
+    model = PosteriorSampler(prior=GaussianPrior(image_size=8), operator=op, solver=DPS(num_steps=20, clip_x0=False),
+                             mode="measurement")
+    writer = PredictionWriter(output_dir=str(tmp_path / "out"))
+    trainer = pl.Trainer(inference_mode=False, logger=False, enable_progress_bar=False, callbacks=[writer])
+    trainer.predict(model, datamodule=MeasurementDataModule(str(meas), batch_size=2), return_predictions=False)
+    names = sorted(p.name for p in (tmp_path / "out" / "samples").glob("*"))
+    assert "00012_recon.png" in names and not any("truth" in n for n in names)
+    # A measurement that does not match the operator is refused before sampling.
+    bad = PosteriorSampler(prior=GaussianPrior(image_size=8), operator=DenseGaussian(img_size=(1, 8, 8)),
+                           solver=DPS(num_steps=5), mode="measurement")
+    with pytest.raises(ValueError, match=r"measurements have shape \(2, 1, 8, 8\) but the operator produces \(2, 16\)"):
+        bad.predict_step({"y": torch.zeros(2, 1, 8, 8), "index": torch.tensor([0, 1])}, 0)

@@ -1,6 +1,7 @@
 """LightningModules: thin wrappers over the framework-free math."""
 
+from equireg_lit.models.classifier import DigitClassifier
 from equireg_lit.models.posterior import PosteriorSampler
 from equireg_lit.models.score import ScoreModule
 
-__all__ = ["ScoreModule", "PosteriorSampler"]
+__all__ = ["ScoreModule", "PosteriorSampler", "DigitClassifier"]

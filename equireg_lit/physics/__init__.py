@@ -6,6 +6,7 @@ from equireg_lit.physics.operators import (
     FourierPhaseRetrieval,
     GaussianBlur,
     HighDynamicRange,
+    MaskInpainting,
     MotionBlur,
     RandomInpainting,
     SuperResolution,
@@ -13,6 +14,6 @@ from equireg_lit.physics.operators import (
 )
 
 __all__ = [
-    "BoxInpainting", "RandomInpainting", "SuperResolution", "GaussianBlur", "MotionBlur",
+    "BoxInpainting", "MaskInpainting", "RandomInpainting", "SuperResolution", "GaussianBlur", "MotionBlur",
     "FourierPhaseRetrieval", "HighDynamicRange", "DenseGaussian", "simulate",
 ]

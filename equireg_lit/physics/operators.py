@@ -101,6 +101,43 @@ class RandomInpainting(_Task, Inpainting):
                          noise_model=GaussianNoise(noise_sigma))
 
 
+class MaskInpainting(_Task, Inpainting):
+    """Inpainting with a mask read from a file (measurement mode: the mask that produced y).
+
+    Args:
+        mask_path: ``.safetensors`` with key ``mask`` ([H, W] or [C, H, W]; 1 = observed), or a
+            PNG/JPEG (white = observed).
+        img_size: ``[C, H, W]``.
+        noise_sigma: Gaussian measurement noise.
+    """
+
+    def __init__(self, mask_path: str, img_size: ImgSize = (1, 32, 32), noise_sigma: float = 0.05):
+        from pathlib import Path
+
+        self._setup_task(img_size, noise_sigma)
+        path = Path(mask_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"mask file not found: {path}")
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            d = load_file(str(path))
+            if "mask" not in d:
+                raise KeyError(f"{path} has no tensor 'mask' (found {sorted(d)})")
+            mask = d["mask"].float()
+        else:
+            import numpy as np
+            from PIL import Image
+
+            mask = torch.from_numpy(np.array(Image.open(path).convert("L"))).float() / 255.0
+        c, h, w = self.img_size_chw
+        if mask.ndim == 2:
+            mask = mask.expand(c, h, w) if mask.shape == (h, w) else mask
+        if tuple(mask.shape) != (c, h, w):
+            raise ValueError(f"mask {path} has shape {tuple(mask.shape)} but img_size is {[c, h, w]}")
+        super().__init__(img_size=self.img_size_chw, mask=(mask > 0.5).float().clone(), noise_model=GaussianNoise(noise_sigma))
+
+
 class SuperResolution(_Task, Downsampling):
     """Anti-aliased downsampling by ``factor`` (deepinv ``Downsampling``, circular padding).
 
