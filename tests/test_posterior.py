@@ -184,3 +184,24 @@ def test_measurement_mode_reads_y_and_mask_from_files(tmp_path):
                            solver=DPS(num_steps=5), mode="measurement")
     with pytest.raises(ValueError, match=r"measurements have shape \(2, 1, 8, 8\) but the operator produces \(2, 16\)"):
         bad.predict_step({"y": torch.zeros(2, 1, 8, 8), "index": torch.tensor([0, 1])}, 0)
+
+
+def test_zeta_zero_reproduces_the_prior():
+    prior = GaussianPrior(mean=0.1, std=0.5, image_size=8)
+    op = DenseGaussian(img_size=(1, 8, 8), num_measurements=32)
+    n = 128
+    y = op.A(torch.ones(n, 1, 8, 8))  # informative measurements, ignored when zeta = 0
+    gens = [torch.Generator().manual_seed(i) for i in range(n)]
+    x = DPS(num_steps=1000, zeta=0.0, clip_x0=False).sample(prior, (n, 1, 8, 8), gens, Guidance(op, y)).x
+    assert x.mean().item() == pytest.approx(0.1, abs=0.025)
+    assert x.std().item() == pytest.approx(0.5, rel=0.03)
+
+
+def test_prior_denoiser_uses_bound_or_own_prior():
+    own = GaussianPrior(mean=0.5, std=0.1)
+    f_own = PriorDenoiser(t0=50, prior=own).bind(GaussianPrior(mean=-0.5, std=0.1))
+    f_bound = PriorDenoiser(t0=50).bind(GaussianPrior(mean=-0.5, std=0.1))
+    x = torch.zeros(1, 1, 4, 4)
+    assert f_own(x).mean() > 0 > f_bound(x).mean()
+    with pytest.raises(RuntimeError, match="not bound"):
+        PriorDenoiser()(x)

@@ -11,21 +11,26 @@ class PriorDenoiser(nn.Module):
 
     The input is scaled as the forward process scales clean images, with no noise added, so f
     is deterministic and maps back into x's space (use with ``form: equi_plus`` or ``equi``).
-    The posterior sampler binds its prior to it; no weights of its own.
+    Without ``prior`` the posterior sampler binds its own prior; with one, f is that separate
+    network (e.g. a prior trained with group augmentation, loaded from its weights path).
 
     Args:
         t0: Timestep of the denoiser (small: close to the data).
+        prior: A separate diffusion prior to use as f (None: the sampler's prior).
     """
 
-    def __init__(self, t0: int = 20):
+    def __init__(self, t0: int = 20, prior: nn.Module | None = None):
         super().__init__()
         if t0 < 0:
             raise ValueError(f"t0 must be >= 0, got {t0}")
         self.t0 = t0
-        self._prior: list = []  # a list, so the prior is not registered twice as a submodule
+        self.own_prior = prior
+        self._prior: list = [prior] if prior is not None else []  # a list: not registered twice
 
     def bind(self, prior: nn.Module) -> "PriorDenoiser":
-        self._prior[:] = [prior]
+        """Use ``prior`` unless a separate one was given."""
+        if self.own_prior is None:
+            self._prior[:] = [prior]
         return self
 
     @property
