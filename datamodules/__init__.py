@@ -2,6 +2,7 @@
 
 from equireg_lit.datamodules.folders import ImageFolderDataModule, MeasurementDataModule
 from equireg_lit.datamodules.mnist import MNISTDataModule, SklearnDigitsDataModule, TensorImageDataset, mnist32, split_indices
+from equireg_lit.datamodules.probe_sets import ProbeSetsDataModule
 from equireg_lit.datamodules.synthetic import GaussianDataModule
 
-__all__ = ["ImageFolderDataModule", "MeasurementDataModule", "GaussianDataModule", "MNISTDataModule", "SklearnDigitsDataModule", "TensorImageDataset", "mnist32", "split_indices"]
+__all__ = ["ProbeSetsDataModule", "ImageFolderDataModule", "MeasurementDataModule", "GaussianDataModule", "MNISTDataModule", "SklearnDigitsDataModule", "TensorImageDataset", "mnist32", "split_indices"]

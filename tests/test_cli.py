@@ -32,7 +32,7 @@ CONFIGS += sorted(glob.glob(os.path.join(os.path.dirname(__file__), "configs", "
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: os.path.relpath(p))
 def test_every_config_parses(config, capsys):
-    sub = "fit" if f"{os.sep}fit" in config else "predict"
+    sub = next((s for s in ("fit", "test", "predict") if f"{os.sep}{s}{os.sep}" in config), "fit")
     with pytest.raises(SystemExit) as e:
         main([sub, "--config", config, "--print_config"])
     assert e.value.code in (0, None)

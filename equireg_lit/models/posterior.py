@@ -123,7 +123,7 @@ class PosteriorSampler(pl.LightningModule):
         gens = [sample_generator(self.seed, i, STREAM_SOLVER) for i in indices]
         bar = self._step_bar(batch_idx)
         out = self.solver.sample(
-            self.prior, tuple(shape), gens, guidance, on_step=(lambda i, n: bar.update(1)) if bar else None
+            self.prior, tuple(shape), gens, guidance, on_step=(lambda i, n, x0: bar.update(1)) if bar else None
         )
         if bar is not None:
             bar.close()

@@ -139,7 +139,10 @@ class EquiReg(nn.Module):
     def penalty(self, x: Tensor, generator: GeneratorArg = None) -> Tensor:
         """Unweighted equivariance error ``R(x)`` of shape ``[B]`` (always evaluates f)."""
         self.group.check_acts_on(x.shape, what="input")
-        elements = self._draw(x.shape[0], generator)
+        return self.penalty_at(x, self._draw(x.shape[0], generator))
+
+    def penalty_at(self, x: Tensor, elements: list) -> Tensor:
+        """``R(x)`` for given group elements, one per sample."""
         gx = self._per_sample(self.group.act, elements, x)
         if self.form == "equi_plus":
             f_gx = self.f(gx)
@@ -155,6 +158,11 @@ class EquiReg(nn.Module):
                 self._check_output(x, fx)
             diff = self._per_sample(self.group.act_features, elements, fx) - f_gx
         return reduce_per_sample(diff, self.reduction)
+
+    def mean_penalty(self, x: Tensor) -> Tensor:
+        """``R(x)`` averaged over every element of the group: a deterministic, low-variance statistic."""
+        self.group.check_acts_on(x.shape, what="input")
+        return torch.stack([self.penalty_at(x, [g] * x.shape[0]) for g in self.group.elements]).mean(0)
 
     def forward(
         self, x: Tensor, step: int = 0, total_steps: int | None = None, generator: GeneratorArg = None

@@ -111,7 +111,7 @@ class Solver(ABC):
         shape: tuple[int, ...],
         generators: list[torch.Generator],
         guidance: Guidance | None = None,
-        on_step: Callable[[int, int], None] | None = None,
+        on_step: Callable[[int, int, Tensor], None] | None = None,
     ) -> SamplerOutput:
         """Draw ``shape[0]`` samples; sample ``i`` uses only ``generators[i]``.
 
@@ -120,5 +120,6 @@ class Solver(ABC):
             shape: ``[B, C, H, W]``.
             generators: One ``torch.Generator`` per sample (all randomness comes from them).
             guidance: Measurement loss; None samples the prior unconditionally.
-            on_step: Called as ``on_step(step, total_steps)`` after every step (progress bars).
+            on_step: Called as ``on_step(step, total_steps, x0_hat)`` after every step (progress
+                bars, trajectory recording); ``x0_hat`` is the detached clean estimate of that step.
         """

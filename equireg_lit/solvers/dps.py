@@ -59,7 +59,7 @@ class DPS(Solver):
         shape: tuple[int, ...],
         generators: list[torch.Generator],
         guidance: Guidance | None = None,
-        on_step: Callable[[int, int], None] | None = None,
+        on_step: Callable[[int, int, Tensor], None] | None = None,
     ) -> SamplerOutput:
         t_start = time.perf_counter()
         sched = prior.schedule
@@ -107,7 +107,7 @@ class DPS(Solver):
                     failed.setdefault(j, i)
                 x = torch.where(bad.view(-1, 1, 1, 1), torch.zeros_like(x), x)
             if on_step is not None:
-                on_step(i, n)
+                on_step(i, n, x0.detach())
         return SamplerOutput(
             x=x, failed=failed, nfe=n, network_seconds=net.seconds, total_seconds=time.perf_counter() - t_start
         )

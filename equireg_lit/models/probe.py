@@ -1,0 +1,206 @@
+"""ProbeModule (learn an MPE function f) and SelectionModule (rank candidate functions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import lightning.pytorch as pl
+import torch
+import yaml
+from torch import Tensor, nn
+
+from equireg_lit.probes.objectives import (
+    auroc, classification_loss, contrastive_loss, equivariance_loss, separation_loss,
+)
+from equireg_lit.probes.report import write_selection_report
+from equireg_lit.regularizer import EquiReg
+from equireg_lit.regularizer.functions import PriorDenoiser
+from equireg_lit.regularizer.groups import get_group
+from equireg_lit.utils.io import atomic_write, atomic_write_json
+
+Objective = Literal["equivariance", "classification", "contrastive", "separation"]
+
+
+def _run_config(trainer: pl.Trainer) -> dict | None:
+    cfg = Path(trainer.log_dir) / "config.yaml" if trainer.log_dir else None
+    return yaml.safe_load(cfg.read_text()) if cfg is not None and cfg.is_file() else None
+
+
+class _ErrorCollector(pl.LightningModule):
+    """Shared test loop: per-sample errors of named regularizers, grouped by source."""
+
+    report_dir: str | None
+
+    def _regs(self) -> dict[str, EquiReg]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _blocks(self) -> dict[str, dict | None]:
+        return {}
+
+    def on_test_epoch_start(self) -> None:
+        self._errors: dict[str, dict[int, list[Tensor]]] = {name: {} for name in self._regs()}
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        for name, reg in self._regs().items():
+            e = reg.mean_penalty(batch["image"]).detach().cpu()
+            for s in batch["source"].unique().tolist():
+                self._errors[name].setdefault(s, []).append(e[batch["source"].cpu() == s])
+
+    def on_test_epoch_end(self) -> None:
+        names = self.trainer.datamodule.source_names
+        errors = {c: {names[s]: torch.cat(v) for s, v in by.items()} for c, by in self._errors.items()}
+        out = Path(self.report_dir or Path(self.trainer.log_dir or ".") / "selection")
+        rows = write_selection_report(errors, out, self._blocks())
+        for r in rows:
+            for k, v in r.items():
+                if k.startswith("auroc/"):
+                    self.log(f"test/{r['candidate']}/{k}", v)
+        print(f"Selection report: {out}/selection.md (winner: {rows[0]['candidate']}, AUROC {rows[0]['score']:.3f})")
+
+
+class ProbeModule(_ErrorCollector):
+    """Learn an MPE function f whose equivariance error is low on data and high off it.
+
+    Args:
+        f: The probe network (e.g. ``equireg_lit.probes.SmallCNN``).
+        group: Group name (``hflip``, ``rot90``, ``d4``, ``shift``, ...).
+        objective: ``equivariance`` (MSE of rho(g) f(x) vs f(g.x) on data, with an anti-collapse
+            term), ``classification`` (predict the group element), ``contrastive`` (InfoNCE over
+            group-augmented views) or ``separation`` (low error on data, hinge above ``margin``
+            on off-manifold samples).
+        form: EquiReg form used for the error (``equi`` or ``equi_plus``).
+        reduction: Per-sample reduction of the error.
+        lr: Adam learning rate.
+        margin: Hinge margin of the separation objective.
+        collapse_weight: Weight of the anti-collapse term of the equivariance objective.
+        temperature: InfoNCE temperature.
+        report_dir: Where ``test`` writes the selection report (default: the run folder).
+        export_path: Write f's weights (``.safetensors``) and provenance at the end of fit.
+    """
+
+    def __init__(
+        self,
+        f: nn.Module,
+        group: str = "hflip",
+        objective: Objective = "separation",
+        form: Literal["equi", "equi_plus"] = "equi",
+        reduction: Literal["norm", "sqnorm", "mse"] = "mse",
+        lr: float = 1e-3,
+        margin: float = 1.0,
+        collapse_weight: float = 1.0,
+        temperature: float = 0.1,
+        report_dir: str | None = None,
+        export_path: str | None = None,
+    ):
+        super().__init__()
+        # report_dir is not a hyperparameter: a checkpoint's value must not override the command line.
+        self.save_hyperparameters(ignore=["f", "report_dir"])
+        self.f = f
+        self.reg = EquiReg(f, get_group(group), form=form, alpha=1.0, reduction=reduction)
+        self.report_dir = report_dir
+        width = getattr(f, "out_channels", None)
+        if objective in ("classification", "contrastive") and width is None:
+            raise ValueError(f"objective {objective!r} needs f.out_channels to size its head")
+        self.head = nn.Linear(width, len(self.reg.group.elements) + 1) if objective == "classification" else None
+        self.proj = (nn.Sequential(nn.Linear(width, 128), nn.ReLU(), nn.Linear(128, 64))
+                     if objective == "contrastive" else None)
+
+    def _regs(self) -> dict[str, EquiReg]:
+        return {"probe": self.reg}
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+    def objective_loss(self, batch: dict) -> Tensor:
+        x, obj = batch["image"], self.hparams.objective
+        if obj == "separation":
+            return separation_loss(self.reg, x, batch["off"], self.hparams.margin)
+        if obj == "equivariance":
+            return equivariance_loss(self.reg, x, self.hparams.collapse_weight)
+        if obj == "classification":
+            return classification_loss(self.f, self.head, self.reg.group, x)
+        return contrastive_loss(self.f, self.proj, self.reg.group, x, self.hparams.temperature)
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        loss = self.objective_loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_on, self._val_off = [], []
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._val_on.append(self.reg.mean_penalty(batch["image"]).cpu())
+        self._val_off.append(self.reg.mean_penalty(batch["off"]).cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        on, off = torch.cat(self._val_on), torch.cat(self._val_off)
+        self.log("val/auroc", auroc(on, off), prog_bar=True)
+        self.log("val/on_error", on.mean())
+
+    def _f_block(self) -> dict | None:
+        cfg = _run_config(self.trainer) if self._trainer is not None else None
+        if not cfg or not self.hparams.export_path:
+            return None
+        return {"class_path": "equireg_lit.probes.Pretrained",
+                "init_args": {"module": cfg["model"]["init_args"]["f"], "weights": str(self.hparams.export_path)}}
+
+    def _blocks(self) -> dict[str, dict | None]:
+        f = self._f_block()
+        if f is None:
+            return {}
+        h = self.hparams
+        return {"probe": {"class_path": "equireg_lit.regularizer.EquiReg", "init_args": {
+            "f": f, "group": h.group, "form": h.form, "reduction": h.reduction, "alpha": 0.01}}}
+
+    def on_fit_end(self) -> None:
+        if not self.hparams.export_path or not self.trainer.is_global_zero:
+            return
+        from safetensors.torch import save_file
+
+        import equireg_lit
+
+        path = Path(self.hparams.export_path)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.f.state_dict().items()}
+        atomic_write(path, lambda p: save_file(state, str(p)))
+        val = self.trainer.callback_metrics.get("val/auroc")
+        cfg = _run_config(self.trainer)
+        atomic_write_json(path.with_suffix(".json"), {
+            "kind": "probe", "hparams": dict(self.hparams), "epochs": self.current_epoch,
+            "final_val_auroc": None if val is None else float(val),
+            "f": None if cfg is None else cfg["model"]["init_args"]["f"],
+            "regularizer_block": self._blocks().get("probe"),
+            "package_version": equireg_lit.__version__,
+        })
+
+
+class SelectionModule(_ErrorCollector):
+    """Rank candidate regularizers by how well their error separates data from off-manifold
+    samples (``equireg test``); writes the selection report and the winner's config block.
+
+    Args:
+        candidates: Named EquiReg candidates (each with its own f, group, form, reduction).
+        prior: Prior bound to candidates whose f is a ``PriorDenoiser`` without its own prior.
+        report_dir: Where to write the report (default: the run folder).
+    """
+
+    def __init__(self, candidates: dict[str, EquiReg], prior: nn.Module | None = None, report_dir: str | None = None):
+        super().__init__()
+        self.candidates = nn.ModuleDict(candidates)
+        self.report_dir = report_dir
+        for reg in self.candidates.values():
+            if isinstance(reg.f, PriorDenoiser) and reg.f.own_prior is None:
+                if prior is None:
+                    raise ValueError("a PriorDenoiser candidate needs `prior:` (or its own prior)")
+                reg.f.bind(prior)
+        self.requires_grad_(False)
+
+    def _regs(self) -> dict[str, EquiReg]:
+        return dict(self.candidates.items())
+
+    def _blocks(self) -> dict[str, dict | None]:
+        cfg = _run_config(self.trainer)
+        if not cfg:
+            return {}
+        return dict(cfg["model"]["init_args"]["candidates"])

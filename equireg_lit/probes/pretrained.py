@@ -1,0 +1,27 @@
+"""Load any module's weights from a shipped short name or a local path (for f in configs)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from equireg_lit.diffusion.priors import resolve_weights
+from equireg_lit.utils.io import load_checked, load_state_dict_file
+
+
+class Pretrained(nn.Module):
+    """``module`` with weights loaded (strictly, safely) from ``weights``; never a random init.
+
+    Args:
+        module: The architecture (e.g. ``equireg_lit.probes.SmallCNN`` with its sizes).
+        weights: Shipped short name (``equireg_lit/weights/<name>.safetensors``) or a file path.
+    """
+
+    def __init__(self, module: nn.Module, weights: str):
+        super().__init__()
+        path, _ = resolve_weights(weights)
+        load_checked(module, load_state_dict_file(path), path)
+        self.module = module.eval()
+        self.out_channels = getattr(module, "out_channels", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.module(x)

@@ -1,0 +1,115 @@
+"""On- and off-manifold sample sets for training and selecting probes (MNIST 32x32).
+
+on-manifold:  held-out digits (val / test splits), training digits, and prior samples.
+off-manifold: (a) DPS clean estimates x0_hat along real 50-step trajectories for measurements of
+              train-split digits (box inpainting and SR x4), at early / middle / late steps;
+              (b) digits plus Gaussian noise; (c) blurred and pixel-masked digits;
+              (d) averages of two digits.
+Sets used to train probes ("train") and to select them ("eval") come from disjoint digits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from equireg_lit.datasets import mnist32, split_indices
+from equireg_lit.diffusion.priors import DiffusersUNetPrior, resolve_weights
+from equireg_lit.physics import BoxInpainting, GaussianBlur, SuperResolution, simulate
+from equireg_lit.solvers import DPS, Guidance
+from equireg_lit.utils.io import atomic_write, atomic_write_json
+
+SETS_VERSION = 1
+STAGES = {"early": 0.1, "mid": 0.5, "late": 0.9}
+
+
+def _trajectory_estimates(prior, x: Tensor, task: str, steps: int, zeta: float, seed: int, batch: int = 50) -> dict[str, Tensor]:
+    op = BoxInpainting() if task == "box_inpainting" else SuperResolution(factor=4)
+    record_at = {int(frac * steps): name for name, frac in STAGES.items()}
+    out: dict[str, list[Tensor]] = {name: [] for name in STAGES}
+    for start in range(0, x.shape[0], batch):
+        xb = x[start : start + batch]
+        gens = [torch.Generator().manual_seed(seed * 7919 + start + i) for i in range(xb.shape[0])]
+        y = simulate(op, xb, gens)
+
+        def on_step(i: int, n: int, x0: Tensor) -> None:
+            if i in record_at:
+                out[record_at[i]].append(x0.clone())
+
+        DPS(num_steps=steps, zeta=zeta).sample(prior, tuple(xb.shape), gens, Guidance(op, y), on_step=on_step)
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def _perturbations(x: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
+    n = x.shape[0]
+    sigmas = torch.tensor([0.1, 0.2, 0.4])[torch.randint(3, (n,), generator=generator)].view(-1, 1, 1, 1)
+    noisy = x + sigmas * torch.randn(x.shape, generator=generator)
+    blurred = GaussianBlur(sigma=1.5, kernel_size=9).A(x)
+    keep = torch.rand(x.shape, generator=generator) > 0.3
+    masked = torch.where(keep, x, torch.full_like(x, -1.0))
+    perm = torch.randperm(n, generator=generator)
+    interp = 0.5 * (x + x[perm])
+    return {"noise": noisy, "blur": blurred, "masked": masked, "interp": interp}
+
+
+def probe_set_provenance(prior_weights: str, steps: int, zeta: float, num_traj_train: int, num_traj_eval: int,
+                         num_on_train: int, num_prior_samples: int, seed: int) -> dict:
+    path, _ = resolve_weights(prior_weights)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else str(path)
+    return {
+        "version": SETS_VERSION, "prior_weights": prior_weights, "prior_sha256_16": digest, "steps": steps,
+        "zeta": zeta, "num_traj_train": num_traj_train, "num_traj_eval": num_traj_eval,
+        "num_on_train": num_on_train, "num_prior_samples": num_prior_samples, "seed": seed,
+        "tasks": ["box_inpainting", "sr4"], "stages": STAGES,
+    }
+
+
+def build_probe_sets(prov: dict, progress: bool = True) -> dict[str, Tensor]:
+    """Generate every set named in the module docstring (deterministic given ``prov``)."""
+    torch.manual_seed(prov["seed"])
+    prior = DiffusersUNetPrior(weights=prov["prior_weights"]).eval().requires_grad_(False)
+    images, _ = mnist32()
+    train = images[split_indices("train")]
+    sets: dict[str, Tensor] = {
+        "on_train": train[: prov["num_on_train"]],
+        "on_val": images[split_indices("val")],
+        "on_test": images[split_indices("test")],
+    }
+    gens = [torch.Generator().manual_seed(prov["seed"] * 1_000_003 + i) for i in range(prov["num_prior_samples"])]
+    sets["on_prior"] = DPS(num_steps=prov["steps"], eta=0.0).sample(prior, (len(gens), 1, 32, 32), gens).x
+    # Trajectory digits: train[0:a] for probe training, train[3000:3000+b] held out for selection.
+    parts = {"train": train[: prov["num_traj_train"]], "eval": train[3000 : 3000 + prov["num_traj_eval"]]}
+    for part, x in parts.items():
+        per_stage: dict[str, list[Tensor]] = {k: [] for k in STAGES}
+        for task in prov["tasks"]:
+            if progress:
+                print(f"probe sets: DPS trajectories, {task}, {part} ({x.shape[0]} digits)", flush=True)
+            est = _trajectory_estimates(prior, x, task, prov["steps"], prov["zeta"], prov["seed"])
+            for k, v in est.items():
+                per_stage[k].append(v)
+        for k, v in per_stage.items():
+            sets[f"off_{part}_dps_{k}"] = torch.cat(v)
+    g = torch.Generator().manual_seed(prov["seed"] + 1)
+    for part, x in (("train", sets["on_train"]), ("eval", sets["on_test"])):
+        for k, v in _perturbations(x, g).items():
+            sets[f"off_{part}_{k}"] = v
+    return {k: v.float().contiguous() for k, v in sets.items()}
+
+
+def load_or_build_probe_sets(cache_dir: str | Path, prov: dict, progress: bool = True) -> dict[str, Tensor]:
+    """Cached sets keyed by their provenance; rebuilt when the provenance changes."""
+    from safetensors.torch import load_file, save_file
+
+    key = hashlib.sha256(json.dumps(prov, sort_keys=True).encode()).hexdigest()[:12]
+    cache = Path(cache_dir) / f"probe_sets_{key}.safetensors"
+    meta = cache.with_suffix(".json")
+    if cache.is_file() and meta.is_file() and json.loads(meta.read_text()) == prov:
+        return load_file(str(cache))
+    sets = build_probe_sets(prov, progress)
+    atomic_write(cache, lambda p: save_file(sets, str(p)))
+    atomic_write_json(meta, prov)
+    return sets

@@ -1,0 +1,108 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from equireg_lit.probes import (
+    SmallAutoencoder, SmallCNN, auroc, classification_loss, contrastive_loss, effect_size, equivariance_loss,
+    separation_loss,
+)
+from equireg_lit.probes.report import write_selection_report
+from equireg_lit.probes.sets import load_or_build_probe_sets, probe_set_provenance
+from equireg_lit.regularizer import EquiReg, FixedConv, get_group
+
+
+def digits_like(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.full((n, 1, 16, 16), -1.0)
+    x[:, :, 4:12, 6:10] = torch.rand(n, 1, 8, 4, generator=g)
+    x[:, :, 2:5, 2:5] = 1.0  # an asymmetric mark, so orientations are distinguishable
+    return x
+
+
+@pytest.mark.parametrize("objective", ["equivariance", "classification", "contrastive", "separation"])
+def test_each_objective_decreases_on_a_tiny_batch(objective):
+    torch.manual_seed(0)
+    f = SmallCNN(width=16, depth=3, out_channels=8)
+    group = get_group("rot90")
+    reg = EquiReg(f, group, alpha=1.0, reduction="mse", seed=0)
+    head = nn.Linear(8, len(group.elements) + 1)
+    proj = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 16))
+    params = list(f.parameters()) + list(head.parameters()) + list(proj.parameters())
+    opt = torch.optim.Adam(params, lr=3e-3)
+    on, off = digits_like(16), torch.randn(16, 1, 16, 16)
+    if objective in ("classification", "contrastive"):  # distinct images with a clear orientation
+        on = 0.5 * torch.randn(16, 1, 16, 16, generator=torch.Generator().manual_seed(3)) + digits_like(16)
+
+    def loss_fn():
+        torch.manual_seed(1)  # the same group draws every evaluation
+        if objective == "equivariance":
+            return equivariance_loss(reg, on)
+        if objective == "classification":
+            return classification_loss(f, head, group, on)
+        if objective == "contrastive":
+            return contrastive_loss(f, proj, group, on)
+        return separation_loss(reg, on, off, margin=1.0)
+
+    first = loss_fn().item()
+    for _ in range(60):
+        opt.zero_grad()
+        loss_fn().backward()
+        opt.step()
+    assert loss_fn().item() < 0.8 * first
+
+
+def test_equivariant_f_has_zero_error_and_chance_auroc():
+    reg = EquiReg(nn.Tanh(), "d4", alpha=1.0)
+    on, off = reg.mean_penalty(digits_like(50)), reg.mean_penalty(torch.randn(50, 1, 16, 16))
+    assert torch.equal(on, torch.zeros(50)) and torch.equal(off, torch.zeros(50))
+    assert auroc(on, off) == pytest.approx(0.5)
+
+
+def test_autoencoder_maps_back_to_image_space():
+    x = torch.randn(2, 1, 32, 32)
+    assert SmallAutoencoder()(x).shape == x.shape
+    EquiReg(SmallAutoencoder(), "hflip", form="equi_plus")(x)
+
+
+def test_selection_ranks_a_good_candidate_above_a_bad_one(tmp_path):
+    on, off = digits_like(64), torch.randn(64, 1, 16, 16)
+    good = EquiReg(FixedConv(1), "hflip", alpha=1.0)  # error grows with high-frequency content
+    bad = EquiReg(nn.Identity(), "hflip", alpha=1.0)  # zero error everywhere
+    errors = {
+        name: {"on_test": r.mean_penalty(on), "off_eval_dps_mid": r.mean_penalty(off)}
+        for name, r in (("bad", bad), ("good", good))
+    }
+    rows = write_selection_report(errors, tmp_path, {"good": {"class_path": "x"}, "bad": None})
+    assert [r["candidate"] for r in rows] == ["good", "bad"]
+    assert rows[0]["score"] > 0.95 and rows[1]["score"] == pytest.approx(0.5)
+    assert effect_size(errors["good"]["on_test"], errors["good"]["off_eval_dps_mid"]) > 1
+    assert (tmp_path / "hist_good.png").is_file() and "good" in (tmp_path / "best_regularizer.yaml").read_text()
+    assert json.loads((tmp_path / "selection.json").read_text())[0]["candidate"] == "good"
+
+
+def test_probe_sets_are_deterministic_and_rebuilt_when_provenance_changes(tmp_path):
+    from safetensors.torch import save_file
+
+    from equireg_lit.diffusion import DiffusersUNetPrior
+
+    torch.manual_seed(0)
+    net = DiffusersUNetPrior(random_init=True)
+    weights = tmp_path / "prior.safetensors"
+    save_file({k: v.contiguous() for k, v in net.net.state_dict().items()}, str(weights))
+    prov = probe_set_provenance(str(weights), steps=4, zeta=1.0, num_traj_train=2, num_traj_eval=2,
+                                num_on_train=8, num_prior_samples=2, seed=0)
+    a = load_or_build_probe_sets(tmp_path / "c1", prov, progress=False)
+    b = load_or_build_probe_sets(tmp_path / "c2", prov, progress=False)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a["off_train_dps_mid"].shape == (4, 1, 32, 32)  # 2 digits x 2 tasks
+    assert a["on_test"].shape == (500, 1, 32, 32) and a["off_eval_noise"].shape == (500, 1, 32, 32)
+    files = sorted(p.name for p in (tmp_path / "c1").iterdir())
+    mtime = (tmp_path / "c1" / files[1]).stat().st_mtime_ns
+    load_or_build_probe_sets(tmp_path / "c1", prov, progress=False)  # cache hit: not rewritten
+    assert (tmp_path / "c1" / files[1]).stat().st_mtime_ns == mtime
+    changed = dict(prov, seed=1)
+    c = load_or_build_probe_sets(tmp_path / "c1", changed, progress=False)
+    assert len(list((tmp_path / "c1").glob("*.safetensors"))) == 2
+    assert not torch.equal(c["off_train_dps_mid"], a["off_train_dps_mid"])
