@@ -44,6 +44,15 @@ def _display(y: Tensor) -> Tensor | None:
     return to_unit(y)
 
 
+def _picture(x: Tensor) -> Tensor:
+    """[C, H, W] to a saveable picture: channels side by side unless 1 or 3 (e.g. PDE (a, u))."""
+    if x.shape[0] in (1, 3):
+        return to_unit(x)
+    lo = x.flatten(1).min(1).values.view(-1, 1, 1)
+    hi = x.flatten(1).max(1).values.view(-1, 1, 1)
+    return ((x - lo) / (hi - lo).clamp_min(1e-8)).transpose(0, 1).reshape(1, x.shape[1], -1)
+
+
 def _save_png(path: Path, img: Tensor) -> None:
     from torchvision.utils import save_image
 
@@ -110,13 +119,15 @@ class PredictionWriter(BasePredictionWriter):
             if prediction.get("label") is not None:
                 record["label"] = int(prediction["label"][j])
             if truth is not None:
-                record.update(image_metrics(recon, truth))
+                # A datamodule may define its own metrics (PDE fields: relative L2 in physical units).
+                metric_fn = getattr(trainer.datamodule, "metrics", None) if trainer.datamodule is not None else None
+                record.update(metric_fn(recon, truth) if callable(metric_fn) else image_metrics(recon, truth))
             if recon.ndim == 3:
-                _save_png(d / f"{stem}_recon.png", to_unit(recon))
+                _save_png(d / f"{stem}_recon.png", _picture(recon))
             if (shown := _display(y)) is not None:
                 _save_png(d / f"{stem}_measurement.png", shown)
             if truth is not None and truth.ndim == 3:
-                _save_png(d / f"{stem}_truth.png", to_unit(truth))
+                _save_png(d / f"{stem}_truth.png", _picture(truth))
             tensors = {"reconstruction": recon.contiguous(), "measurement": y.contiguous()}
             if truth is not None:
                 tensors["truth"] = truth.contiguous()
@@ -138,15 +149,15 @@ class PredictionWriter(BasePredictionWriter):
             (json.loads(p.read_text()) for p in (self.dir / "samples").glob("*.json") if p.stem.isdigit()),
             key=lambda r: r["index"],
         )
-        fields = ["index"] + [k for k in ("label", "psnr", "ssim", "seconds", "network_seconds", "nfe")
-                              if any(k in r for r in records)]
+        keys = sorted({k for r in records for k in r} - {"index", "label", "seconds", "network_seconds", "nfe"})
+        fields = ["index"] + [k for k in ("label", *keys, "seconds", "network_seconds", "nfe") if any(k in r for r in records)]
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(records)
         atomic_write_text(self.dir / "metrics.csv", buf.getvalue())
         summary: dict = {"num_samples": len(records)}
-        for key in ("psnr", "ssim", "seconds", "network_seconds"):
+        for key in [f for f in fields if f not in ("index", "label", "nfe")]:
             vals = [r[key] for r in records if key in r]
             if vals:
                 mean = sum(vals) / len(vals)

@@ -82,3 +82,92 @@ def test_grf_spectrum_decays_with_stated_exponent():
     assert -4.6 < fit.item() < -3.0  # (4 pi^2 k^2 + 9)^-2 approaches k^-4
     assert torch.equal(sample_grf(2, 16, generator=torch.Generator().manual_seed(5)),
                        sample_grf(2, 16, generator=torch.Generator().manual_seed(5)))
+
+
+def test_pde_datamodule_is_deterministic_cached_and_rebuilt(tmp_path):
+    from equireg_lit.datamodules import PDEDataModule
+
+    kw = dict(problem="poisson", resolution=16, num_train=6, num_val=2, num_test=2, cache_dir=str(tmp_path))
+    a = PDEDataModule(**kw)
+    a.setup()
+    b = PDEDataModule(**kw)
+    b.setup()
+    assert torch.equal(a.splits["test"].images, b.splits["test"].images)
+    assert len(list(tmp_path.glob("*.safetensors"))) == 1
+    c = PDEDataModule(**dict(kw, seed=1))
+    c.setup()
+    assert len(list(tmp_path.glob("*.safetensors"))) == 2
+    assert not torch.equal(a.splits["test"].images, c.splits["test"].images)
+    x = a.splits["train"].images
+    assert torch.allclose(x.mean(dim=(0, 2, 3)), torch.zeros(2), atol=1e-5)
+    m = a.metrics(x[0], x[0])
+    assert m["rel_l2_a"] == 0 and m["rel_l2_u"] == 0
+    with pytest.raises(ValueError, match="unknown problem"):
+        PDEDataModule(problem="burgers")
+
+
+def test_darcy_samples_and_metrics():
+    from equireg_lit.pde import darcy_error_rate, generate, relative_l2
+
+    x = generate("darcy", 3, 16, torch.Generator().manual_seed(0))
+    assert set(x[:, 0].unique().tolist()) <= {3.0, 12.0} and (x[:, 1] >= -1e-12).all()
+    assert torch.equal(darcy_error_rate(x[:, 0], x[:, 0]), torch.zeros(3))
+    assert torch.allclose(relative_l2(2 * x, x), torch.ones(3, 2, dtype=x.dtype))
+
+
+def test_sparse_points_round_trip_and_errors():
+    from equireg_lit.physics import SparsePoints
+
+    op = SparsePoints(img_size=(2, 16, 16), channel=1, fraction=0.1, seed=0)
+    assert op.indices.numel() == 26
+    x = torch.randn(3, 2, 16, 16)
+    y = op.A(x)
+    assert torch.equal(y, x[:, 1].flatten(1)[:, op.indices])
+    back = op.A_adjoint(y)
+    assert torch.equal(op.A(back), y) and (back[:, 0] == 0).all()
+    assert torch.allclose((op.A(x) * y).sum(), (x * op.A_adjoint(y)).sum())
+    with pytest.raises(ValueError, match="out of range for a 16x16 grid"):
+        SparsePoints(img_size=(2, 16, 16), indices=[0, 256])
+    with pytest.raises(ValueError, match="channel 2 out of range"):
+        SparsePoints(img_size=(2, 16, 16), channel=2)
+
+
+def test_vorticity_group_flips_sign_under_reflection():
+    from equireg_lit.regularizer import get_group
+
+    g = get_group("d4", input_action="pseudoscalar", feature_action="pseudoscalar")
+    w = torch.randn(1, 2, 8, 8)
+    for e in g.elements:
+        assert torch.equal(g.act(e, w), -e.act(w) if e.flip else e.act(w))
+        assert torch.equal(g.act(e.inverse(), g.act(e, w)), w)
+
+
+def test_tiny_pde_predict_end_to_end(tmp_path):
+    """A random tiny joint prior on 16x16 Poisson fields through `equireg predict`."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from equireg_lit.cli import main
+    from equireg_lit.diffusion import DiffusersUNetPrior
+
+    arch = dict(sample_size=16, in_channels=2, block_out_channels=(8, 16), layers_per_block=1,
+                down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+                norm_num_groups=4)
+    torch.manual_seed(0)
+    save_file({k: v.contiguous() for k, v in DiffusersUNetPrior(random_init=True, **arch).net.state_dict().items()},
+              str(tmp_path / "w.safetensors"))
+    pa = "--model.init_args.prior.init_args."
+    main(["predict", "--config", "configs/predict/darcy64_inverse_dps_equireg.yaml",
+          "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
+          f"{pa}weights", str(tmp_path / "w.safetensors"), f"{pa}sample_size", "16", f"{pa}in_channels", "2",
+          f"{pa}block_out_channels", "[8, 16]", f"{pa}down_block_types", "[DownBlock2D, DownBlock2D]",
+          f"{pa}up_block_types", "[UpBlock2D, UpBlock2D]", f"{pa}norm_num_groups", "4",
+          "--model.init_args.operator.init_args.img_size", "[2, 16, 16]",
+          "--model.init_args.solver.init_args.num_steps", "3",
+          "--data.init_args.problem", "poisson", "--data.init_args.resolution", "16",
+          "--data.init_args.num_train", "4", "--data.init_args.num_val", "2", "--data.init_args.num_test", "3",
+          "--data.init_args.cache_dir", str(tmp_path / "cache")])
+    summary = json.loads((tmp_path / "predictions" / "summary.json").read_text())
+    assert summary["num_samples"] == 3 and "rel_l2_a" in summary and "rel_l2_u" in summary
+    assert (tmp_path / "predictions" / "samples" / "00002_recon.png").is_file()

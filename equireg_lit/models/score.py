@@ -155,7 +155,9 @@ class ScoreModule(pl.LightningModule):
         import torchvision
 
         x = self.sample(self.hparams.num_sample_images, self.hparams.sample_steps)
-        grid = torchvision.utils.make_grid((x.clamp(-1, 1) + 1) / 2, nrow=int(math.sqrt(x.shape[0])))
+        if x.shape[1] not in (1, 3):  # e.g. joint (a, u) fields: one grid row block per channel
+            x = x.transpose(0, 1).reshape(-1, 1, *x.shape[-2:])
+        grid = torchvision.utils.make_grid((x.clamp(-1, 1) + 1) / 2, nrow=int(math.sqrt(self.hparams.num_sample_images)))
         logger.experiment.add_image("samples/ema", grid, self.global_step)
 
     def on_fit_end(self) -> None:

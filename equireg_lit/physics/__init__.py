@@ -9,11 +9,12 @@ from equireg_lit.physics.operators import (
     MaskInpainting,
     MotionBlur,
     RandomInpainting,
+    SparsePoints,
     SuperResolution,
     simulate,
 )
 
 __all__ = [
     "BoxInpainting", "MaskInpainting", "RandomInpainting", "SuperResolution", "GaussianBlur", "MotionBlur",
-    "FourierPhaseRetrieval", "HighDynamicRange", "DenseGaussian", "simulate",
+    "FourierPhaseRetrieval", "HighDynamicRange", "DenseGaussian", "SparsePoints", "simulate",
 ]

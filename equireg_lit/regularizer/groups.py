@@ -76,21 +76,32 @@ class Group:
         name: Name used in configs and error messages.
         elements: Elements drawn uniformly by :meth:`sample` (the identity is excluded, as in
             the reference implementation, so every draw is an informative transform).
-        feature_action: How ``g`` acts on f's output: ``same`` (as on the input),
+        feature_action: How ``g`` acts on f's output: ``same`` (spatially, as on the input),
             ``pseudoscalar`` (same, times -1 for reflections) or ``trivial`` (identity;
             f is an invariant probe and may return vectors).
+        input_action: ``same`` (scalar fields, images) or ``pseudoscalar`` (the input changes
+            sign under reflections, e.g. 2-D vorticity).
     """
 
-    def __init__(self, name: str, elements: list[Element], feature_action: FeatureAction = "same"):
+    def __init__(
+        self,
+        name: str,
+        elements: list[Element],
+        feature_action: FeatureAction = "same",
+        input_action: Literal["same", "pseudoscalar"] = "same",
+    ):
         if not elements:
             raise ValueError(f"group {name!r} needs at least one element")
         if feature_action not in ("same", "pseudoscalar", "trivial"):
             raise ValueError(
                 f"feature_action must be 'same', 'pseudoscalar' or 'trivial', got {feature_action!r}"
             )
+        if input_action not in ("same", "pseudoscalar"):
+            raise ValueError(f"input_action must be 'same' or 'pseudoscalar', got {input_action!r}")
         self.name = name
         self.elements = list(elements)
         self.feature_action = feature_action
+        self.input_action = input_action
 
     def __repr__(self) -> str:
         return f"Group({self.name!r}, {len(self.elements)} elements, feature_action={self.feature_action!r})"
@@ -105,8 +116,9 @@ class Group:
         return self.elements[i]
 
     def act(self, g: Element, x: Tensor) -> Tensor:
-        """Input action ``T_g x``."""
-        return g.act(x)
+        """Input action ``T_g x`` (times -1 for reflections of pseudo-scalar inputs, e.g. vorticity)."""
+        out = g.act(x)
+        return -out if self.input_action == "pseudoscalar" and g.is_reflection else out
 
     def act_features(self, g: Element, y: Tensor) -> Tensor:
         """Feature action ``rho(g) y``."""
@@ -154,6 +166,7 @@ GROUP_NAMES = ("hflip", "vflip", "rot90", "rot180", "d4", "shift")
 def get_group(
     name: str,
     feature_action: FeatureAction = "same",
+    input_action: Literal["same", "pseudoscalar"] = "same",
     all_rotations: bool = False,
     shifts: list[int] | None = None,
 ) -> Group:
@@ -162,6 +175,7 @@ def get_group(
     Args:
         name: One of ``hflip``, ``vflip``, ``rot90``, ``rot180``, ``d4``, ``shift``.
         feature_action: ``same``, ``pseudoscalar`` or ``trivial`` (see :class:`Group`).
+        input_action: ``same`` or ``pseudoscalar`` (see :class:`Group`).
         all_rotations: For ``rot90``: draw from all non-identity quarter turns (k = 1, 2, 3)
             instead of the reference's k in {1, 3}.
         shifts: For ``shift``: shift magnitudes in pixels, each applied along +-H and +-W
@@ -181,4 +195,4 @@ def get_group(
         elements = list(_shift_elements(shifts))
     else:
         raise ValueError(f"unknown group {name!r}; valid names: {', '.join(GROUP_NAMES)}")
-    return Group(name, elements, feature_action)
+    return Group(name, elements, feature_action, input_action)

@@ -1,0 +1,54 @@
+"""Joint (a, u) samples for the four PDE problems, in physical units ``[N, 2, n, n]`` float64."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from equireg_lit.pde.elliptic import solve_darcy, solve_helmholtz, solve_poisson
+from equireg_lit.pde.grf import sample_grf
+from equireg_lit.pde.navier_stokes import VorticitySolver, default_forcing
+
+Problem = Literal["darcy", "poisson", "helmholtz", "navier_stokes"]
+SOLVER_VERSION = 1  # bump when a solver's numerics change: cached datasets are then rebuilt
+DARCY_VALUES = (3.0, 12.0)  # coefficient where the GRF is below / above zero
+PARAMS = {
+    "darcy": {"alpha": 2.0, "tau": 3.0, "values": DARCY_VALUES, "f": 1.0},
+    "poisson": {"alpha": 2.0, "tau": 3.0},
+    "helmholtz": {"alpha": 2.0, "tau": 3.0, "k": 1.0},
+    "navier_stokes": {"alpha": 2.0, "tau": 3.0, "nu": 1e-3, "t_final": 1.0, "dt": 5e-3, "forcing": "0.1(sin(2pi(x+y))+cos(2pi(x+y)))"},
+}
+
+
+def generate(problem: Problem, num: int, n: int, generator: torch.Generator) -> Tensor:
+    """``num`` pairs (a, u): Darcy (a thresholded GRF, u the solution of -div(a grad u) = 1),
+    Poisson (lap u = a), Helmholtz (lap u + k^2 u = a), Navier-Stokes (a = initial vorticity,
+    u = vorticity at T = 1)."""
+    if problem not in PARAMS:
+        raise ValueError(f"unknown problem {problem!r}; valid: {', '.join(PARAMS)}")
+    p = PARAMS[problem]
+    g = sample_grf(num, n, p["alpha"], p["tau"], generator=generator)
+    if problem == "darcy":
+        a = torch.where(g > 0, p["values"][1], p["values"][0]).to(torch.float64)
+        u = solve_darcy(a, p["f"])
+    elif problem == "poisson":
+        a, u = g, solve_poisson(g)
+    elif problem == "helmholtz":
+        a, u = g, solve_helmholtz(g, p["k"])
+    else:
+        a = g
+        u = VorticitySolver(n, nu=p["nu"], forcing=default_forcing(n), dt=p["dt"]).solve(g, p["t_final"])
+    return torch.stack([a, u], dim=1)
+
+
+def relative_l2(pred: Tensor, true: Tensor) -> Tensor:
+    """Per-sample, per-channel ``||pred - true||_2 / ||true||_2`` for ``[B, C, H, W]``: ``[B, C]``."""
+    return (pred - true).flatten(2).norm(dim=-1) / true.flatten(2).norm(dim=-1).clamp_min(1e-12)
+
+
+def darcy_error_rate(a_pred: Tensor, a_true: Tensor) -> Tensor:
+    """Fraction of pixels whose binary Darcy coefficient is wrong after thresholding at the midpoint."""
+    mid = 0.5 * sum(DARCY_VALUES)
+    return ((a_pred > mid) != (a_true > mid)).flatten(1).float().mean(dim=1)
