@@ -24,7 +24,7 @@ def main() -> None:
         body = src.read_text().strip() if src.is_file() else "_not measured yet_"
         return f"<!-- results:{name} -->\n{body}\n<!-- /results:{name} -->"
 
-    new = re.sub(r"<!-- results:([\w\-]+) -->.*?<!-- /results:\1 -->", fill, text, flags=re.S)
+    new = re.sub(r"<!-- results:([\w\-/]+) -->.*?<!-- /results:\1 -->", fill, text, flags=re.S)
     readme.write_text(new)
     print("README result sections updated")
 
