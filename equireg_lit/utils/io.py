@@ -82,3 +82,15 @@ def load_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str 
         parts.append("check that the architecture settings match the ones the weights were trained with")
         raise ValueError(". ".join(parts))
     module.load_state_dict(state, strict=True)
+
+
+def save_weights(module: nn.Module, path: str | Path, provenance: dict) -> None:
+    """Export ``module``'s weights as safetensors with a provenance JSON next to them (atomically)."""
+    from safetensors.torch import save_file
+
+    import equireg_lit
+
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    atomic_write(path, lambda p: save_file(state, str(p)))
+    atomic_write_json(path.with_suffix(".json"), {**provenance, "package_version": equireg_lit.__version__})
