@@ -184,3 +184,59 @@ class ScoreModule(pl.LightningModule):
             "torch_version": torch.__version__,
         }
         save_weights(net, path, prov)
+
+
+@torch.no_grad()
+def export_checkpoint(ckpt_path: str | Path, out_path: str | Path, note: str = "", datamodule=None) -> dict:
+    """Export the EMA weights of a ScoreModule checkpoint (e.g. a run stopped early) with
+    provenance: epochs and steps from the checkpoint, and the EMA validation loss recomputed on
+    ``datamodule``'s validation split (default: MNIST) exactly as ``validation_step`` does.
+    """
+    from equireg_lit.datamodules import MNISTDataModule
+    from equireg_lit.diffusion.priors import DiffusersUNetPrior
+
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    hp = ckpt["hyper_parameters"]
+    state = {k[len("ema.net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("ema.net.")}
+    prior_args = _prior_init_args(Path(ckpt_path))
+    net = DiffusersUNetPrior(random_init=True, **prior_args)
+    net.net.load_state_dict(state, strict=True)
+    net.eval()
+    module = ScoreModule(net, seed=hp.get("seed", 0))
+    dm = datamodule or MNISTDataModule(batch_size=64)
+    dm.setup()
+    losses, counts = [], []
+    for i, batch in enumerate(dm.val_dataloader()):
+        g = torch.Generator().manual_seed(module.hparams.seed * 100003 + i)
+        losses.append(module.diffusion_loss(net, batch["image"], generator=g).item() * batch["image"].shape[0])
+        counts.append(batch["image"].shape[0])
+    cfg = Path(ckpt_path).parent.parent / "config.yaml"
+    prov = {
+        "kind": "DiffusersUNetPrior",
+        "architecture": net.architecture,
+        "noise_schedule": net.schedule.name,
+        "num_train_timesteps": net.schedule.num_train_timesteps,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "hparams": {k: v for k, v in hp.items() if not k.startswith("_")},
+        "seed": hp.get("seed", 0),
+        "epochs": int(ckpt["epoch"]) + 1,  # the checkpoint is written at the end of this epoch
+        "global_steps": int(ckpt["global_step"]),
+        "final_val_loss_ema": sum(losses) / sum(counts),
+        "config_yaml": cfg.read_text() if cfg.is_file() else None,
+        "exported_from": str(ckpt_path),
+        "note": note,
+        "torch_version": torch.__version__,
+    }
+    save_weights(net.net, out_path, prov)
+    return prov
+
+
+def _prior_init_args(ckpt_path: Path) -> dict:
+    """The prior's architecture settings from the run's saved config.yaml."""
+    import yaml
+
+    cfg = yaml.safe_load((ckpt_path.parent.parent / "config.yaml").read_text())
+    args = dict(cfg["model"]["init_args"]["prior"]["init_args"])
+    for k in ("weights", "random_init"):
+        args.pop(k, None)
+    return args
