@@ -109,6 +109,19 @@ def tune(args: argparse.Namespace) -> None:
     path = RESULTS / f"mnist32_tune_{args.task}_s{args.steps}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
+    write_tune_table()
+
+
+def write_tune_table() -> None:
+    """One Markdown table over every tuning result (validation split)."""
+    lines = ["| task | steps | n (val) | DPS PSNR by zeta | DPS+EquiReg PSNR by alpha (at best zeta) | chosen zeta / alpha |",
+             "|---|---|---|---|---|---|"]
+    for f in sorted(RESULTS.glob("mnist32_tune_*.json")):
+        t = json.loads(f.read_text())
+        dps = ", ".join(f"{z}: {v[0]:.2f}" for z, v in t["dps"].items())
+        reg = ", ".join(f"{a}: {v[0]:.2f}" for a, v in t["equireg"].items())
+        lines.append(f"| {t['task']} | {t['steps']} | {t['n']} | {dps} | {reg} | {t['best_zeta']} / {t['best_alpha']} |")
+    (RESULTS / "mnist32_tune.md").write_text("\n".join(lines) + "\n")
 
 
 def compare(args: argparse.Namespace) -> None:
