@@ -70,10 +70,16 @@ class PredictionWriter(BasePredictionWriter):
         output_dir: Folder for the outputs (default: ``<trainer.default_root_dir>/predictions``).
         overwrite: Redo samples that are already finished.
         log_images: Samples shown in the TensorBoard grids.
+        lpips_weights: Local torchvision AlexNet weights; when given, LPIPS joins the metrics.
     """
 
-    def __init__(self, output_dir: str | None = None, overwrite: bool = False, log_images: int = 16):
+    def __init__(
+        self, output_dir: str | None = None, overwrite: bool = False, log_images: int = 16, lpips_weights: str | None = None
+    ):
         super().__init__(write_interval="batch")
+        from equireg_lit.metrics.lpips import LocalLPIPS
+
+        self.lpips = LocalLPIPS(lpips_weights) if lpips_weights else None  # a missing file fails here, before sampling
         self.output_dir = output_dir
         self.overwrite = overwrite
         self.log_images = log_images
@@ -122,6 +128,8 @@ class PredictionWriter(BasePredictionWriter):
                 # A datamodule may define its own metrics (PDE fields: relative L2 in physical units).
                 metric_fn = getattr(trainer.datamodule, "metrics", None) if trainer.datamodule is not None else None
                 record.update(metric_fn(recon, truth) if callable(metric_fn) else image_metrics(recon, truth))
+                if self.lpips is not None and recon.shape[0] in (1, 3):
+                    record["lpips"] = float(self.lpips(recon[None], truth[None])[0])
             if recon.ndim == 3:
                 _save_png(d / f"{stem}_recon.png", _picture(recon))
             if (shown := _display(y)) is not None:
@@ -151,6 +159,7 @@ class PredictionWriter(BasePredictionWriter):
         )
         keys = sorted({k for r in records for k in r} - {"index", "label", "seconds", "network_seconds", "nfe"})
         fields = ["index"] + [k for k in ("label", *keys, "seconds", "network_seconds", "nfe") if any(k in r for r in records)]
+        fields = list(dict.fromkeys(fields))
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
@@ -195,7 +204,7 @@ class PredictionWriter(BasePredictionWriter):
         for name, imgs in self._grid.items():
             if imgs:
                 exp.add_image(f"predict/{name}", make_grid(torch.stack(imgs), nrow=int(math.sqrt(len(imgs))) or 1), 0)
-        for key in ("psnr", "ssim"):
+        for key in ("psnr", "ssim", "lpips"):
             if key in summary:
                 exp.add_scalar(f"predict/{key}", summary[key]["mean"], 0)
         exp.flush()

@@ -205,3 +205,19 @@ def test_prior_denoiser_uses_bound_or_own_prior():
     assert f_own(x).mean() > 0 > f_bound(x).mean()
     with pytest.raises(RuntimeError, match="not bound"):
         PriorDenoiser()(x)
+
+
+def test_lpips_from_a_local_backbone_file(tmp_path):
+    import torchvision
+    from safetensors.torch import save_file
+
+    from equireg_lit.metrics.lpips import LocalLPIPS
+
+    with pytest.raises(FileNotFoundError, match="AlexNet"):
+        LocalLPIPS(str(tmp_path / "alexnet.pth"))
+    torch.manual_seed(0)
+    state = {k: v.contiguous() for k, v in torchvision.models.alexnet(weights=None).state_dict().items()}
+    save_file(state, str(tmp_path / "alexnet.safetensors"))
+    lp = LocalLPIPS(str(tmp_path / "alexnet.safetensors"))
+    a, b = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 1, 32, 32) * 2 - 1
+    assert torch.allclose(lp(a, a), torch.zeros(2), atol=1e-6) and (lp(a, b) > 0).all()
