@@ -26,6 +26,21 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent
 PRIOR_WEIGHTS = "mnist32"
+VARIANT = "denoiser"  # f of the EquiReg configs; "probe": the shipped separation probe instead
+
+
+def variant_args() -> list[str]:
+    """CLI overrides that swap the configs' regularizer for the shipped probe's block."""
+    if VARIANT == "denoiser":
+        return []
+    prov = json.loads((REPO / "equireg_lit" / "weights" / "mnist32_probe_separation.json").read_text())
+    block = prov["regularizer_block"]["init_args"]
+    f = dict(block["f"])
+    f["init_args"] = dict(f["init_args"], weights="mnist32_probe_separation")
+    return ["--model.init_args.regularizer.init_args.f", json.dumps(f),
+            "--model.init_args.regularizer.init_args.group", block["group"],
+            "--model.init_args.regularizer.init_args.form", block["form"],
+            "--model.init_args.regularizer.init_args.reduction", block["reduction"]]
 
 
 def run(task: str, equireg: bool, steps: int, split: str, n: int, zeta: float, alpha: float | None,
@@ -34,6 +49,7 @@ def run(task: str, equireg: bool, steps: int, split: str, n: int, zeta: float, a
     from equireg_lit.cli import main
 
     name = f"mnist32_{task}_{'dps_equireg' if equireg else 'dps'}"
+    tag = tag + (f"_{VARIANT}" if equireg and VARIANT != "denoiser" else "")
     root = REPO / "runs" / "bench" / split / f"{name}_s{steps}_z{zeta}_a{alpha}{tag}"
     args = [
         "predict", "--config", str(REPO / "configs" / "predict" / f"{name}.yaml"),
@@ -45,6 +61,8 @@ def run(task: str, equireg: bool, steps: int, split: str, n: int, zeta: float, a
     ]
     if equireg and alpha is not None:
         args += ["--model.init_args.regularizer.init_args.alpha", str(alpha)]
+    if equireg:
+        args += variant_args()
     args += ["--model.init_args.prior.init_args.weights", PRIOR_WEIGHTS]
     args += extra or []
     main(args)
@@ -94,7 +112,8 @@ def machine() -> str:
 
 
 def tune(args: argparse.Namespace) -> None:
-    out: dict = {"task": args.task, "steps": args.steps, "split": "val", "n": args.n, "dps": {}, "equireg": {}}
+    out: dict = {"task": args.task, "steps": args.steps, "split": "val", "n": args.n, "variant": VARIANT,
+                 "dps": {}, "equireg": {}}
     for z in args.zetas:
         m = run(args.task, False, args.steps, "val", args.n, z, None)
         out["dps"][str(z)] = mean_se([r["psnr"] for r in m.values()])
@@ -106,7 +125,7 @@ def tune(args: argparse.Namespace) -> None:
     out["best_alpha"] = max(args.alphas, key=lambda a: out["equireg"][str(a)][0])
     out["machine"] = machine()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"mnist32_tune_{args.task}_s{args.steps}.json"
+    path = RESULTS / f"mnist32_tune_{args.task}_s{args.steps}{'' if VARIANT == 'denoiser' else '_' + VARIANT}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
     write_tune_table()
@@ -114,27 +133,30 @@ def tune(args: argparse.Namespace) -> None:
 
 def write_tune_table() -> None:
     """One Markdown table over every tuning result (validation split)."""
-    lines = ["| task | steps | n (val) | DPS PSNR by zeta | DPS+EquiReg PSNR by alpha (at best zeta) | chosen zeta / alpha |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| task | f | steps | n (val) | DPS PSNR by zeta | DPS+EquiReg PSNR by alpha (at best zeta) | chosen zeta / alpha |",
+             "|---|---|---|---|---|---|---|"]
     for f in sorted(RESULTS.glob("mnist32_tune_*.json")):
         t = json.loads(f.read_text())
         dps = ", ".join(f"{z}: {v[0]:.2f}" for z, v in t["dps"].items())
         reg = ", ".join(f"{a}: {v[0]:.2f}" for a, v in t["equireg"].items())
-        lines.append(f"| {t['task']} | {t['steps']} | {t['n']} | {dps} | {reg} | {t['best_zeta']} / {t['best_alpha']} |")
+        lines.append(f"| {t['task']} | {t.get('variant', 'denoiser')} | {t['steps']} | {t['n']} | {dps} | {reg} | "
+                     f"{t['best_zeta']} / {t['best_alpha']} |")
     (RESULTS / "mnist32_tune.md").write_text("\n".join(lines) + "\n")
 
 
 def compare(args: argparse.Namespace) -> None:
     rows = []
     for task in args.tasks:
-        tuned = json.loads((RESULTS / f"mnist32_tune_{task}_s{args.tune_steps or args.steps}.json").read_text())
+        suffix = "" if VARIANT == "denoiser" else "_" + VARIANT
+        tuned = json.loads((RESULTS / f"mnist32_tune_{task}_s{args.tune_steps or args.steps}{suffix}.json").read_text())
         z, a = tuned["best_zeta"], tuned["best_alpha"]
         t0 = time.perf_counter()
         base = run(task, False, args.steps, "test", args.n, z, None)
         t1 = time.perf_counter()
         reg = run(task, True, args.steps, "test", args.n, z, a)
         t2 = time.perf_counter()
-        name = lambda e, al: f"mnist32_{task}_{'dps_equireg' if e else 'dps'}_s{args.steps}_z{z}_a{al}"  # noqa: E731
+        vtag = "" if VARIANT == "denoiser" else "_" + VARIANT
+        name = lambda e, al: f"mnist32_{task}_{'dps_equireg' if e else 'dps'}_s{args.steps}_z{z}_a{al}{vtag if e else ''}"  # noqa: E731
         acc_b = digit_accuracy(base, REPO / "runs/bench/test" / name(False, None) / "predictions/samples")
         acc_r = digit_accuracy(reg, REPO / "runs/bench/test" / name(True, a) / "predictions/samples")
         row = {
@@ -149,9 +171,10 @@ def compare(args: argparse.Namespace) -> None:
         }
         rows.append(row)
         print(json.dumps(row, indent=2), flush=True)
-    res = {"rows": rows, "machine": machine(), "command": "python -m benchmarks.mnist32_restoration compare "
+    res = {"rows": rows, "machine": machine(), "variant": VARIANT,
+           "command": f"python -m benchmarks.mnist32_restoration --variant {VARIANT} compare "
            + f"--tasks {' '.join(args.tasks)} --steps {args.steps} --n {args.n}"}
-    stem = RESULTS / f"mnist32_compare_s{args.steps}"
+    stem = RESULTS / f"mnist32_compare_s{args.steps}{'' if VARIANT == 'denoiser' else '_' + VARIANT}"
     stem.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
     lines = ["| task | steps | zeta | alpha | n | PSNR DPS | PSNR DPS+EquiReg | ΔPSNR [95% CI] | SSIM DPS | SSIM DPS+EquiReg | ΔSSIM [95% CI] | digit acc. DPS / EquiReg | time EquiReg / DPS |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -185,9 +208,10 @@ def main() -> None:
     c.add_argument("--tune-steps", type=int, default=None)
     c.add_argument("--n", type=int, default=100)
     p.add_argument("--weights", default="mnist32", help="prior weights (shipped name or path)")
+    p.add_argument("--variant", choices=["denoiser", "probe"], default="denoiser", help="f of EquiReg")
     args = p.parse_args()
-    global PRIOR_WEIGHTS
-    PRIOR_WEIGHTS = args.weights
+    global PRIOR_WEIGHTS, VARIANT
+    PRIOR_WEIGHTS, VARIANT = args.weights, args.variant
     tune(args) if args.cmd == "tune" else compare(args)
 
 
