@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 for d in forward inverse; do
-  $PY -m benchmarks.pde_restoration tune --problem darcy --direction $d --steps 50 --n 20 --zetas 0.3 1 3 --alphas 0.1 1
+  $PY -m benchmarks.pde_restoration tune --problem darcy --direction $d --steps 50 --n 20 --zetas 1 3 10 --alphas 0.1 1
 done
 $PY -m benchmarks.pde_restoration compare --problem darcy --steps 20 50 --n 100
