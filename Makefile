@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/equireg predict --config configs/predict/demo_gaussian.yaml
+	$(VENV)/bin/equireg predict --config configs/predict/demo_mnist32.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest
