@@ -53,20 +53,34 @@ def write_selection_report(errors: dict[str, dict[str, Tensor]], out_dir: str | 
         fig.savefig(buf, format="png", dpi=110)
         plt.close(fig)
         atomic_write(out / f"hist_{name}.png", lambda p: p.write_bytes(buf.getvalue()))
-    rows.sort(key=lambda r: -r["score"])
+    write_ranking(rows, out, blocks)
+    return rank(rows)
+
+
+def rank(rows: list[dict]) -> list[dict]:
+    """Best first: AUROC on the key source, ties broken by the effect size on it."""
+    return sorted(rows, key=lambda r: (-r["score"], -r.get(f"d/{KEY_SOURCE}", float("-inf"))))
+
+
+def write_ranking(rows: list[dict], out: Path, blocks: dict[str, dict | None] | None = None) -> None:
+    """The ranked table (CSV, Markdown, JSON) and the winner's ``regularizer:`` block."""
+    import yaml
+
+    rows = rank(rows)
     cols = ["candidate", "score"] + sorted({k for r in rows for k in r} - {"candidate", "score"})
     atomic_write_text(out / "selection.csv", ",".join(cols) + "\n" + "\n".join(
         ",".join(f"{r.get(c, '')}" if isinstance(r.get(c), str) else f"{r.get(c, float('nan')):.4f}" for c in cols)
         for r in rows) + "\n")
     auroc_cols = [c for c in cols if c.startswith("auroc/")]
-    md = ["| rank | candidate | " + " | ".join(c.replace("auroc/", "AUROC ") for c in auroc_cols) + " |",
-          "|---|---|" + "---|" * len(auroc_cols)]
+    md = ["| rank | candidate | effect size d (DPS mid) | " + " | ".join(c.replace("auroc/", "AUROC ") for c in auroc_cols) + " |",
+          "|---|---|---|" + "---|" * len(auroc_cols)]
     for i, r in enumerate(rows, 1):
-        md.append(f"| {i} | {r['candidate']} | " + " | ".join(f"{r[c]:.3f}" for c in auroc_cols) + " |")
+        md.append(f"| {i} | {r['candidate']} | {r.get('d/' + KEY_SOURCE, float('nan')):.2f} | "
+                  + " | ".join(f"{r[c]:.3f}" for c in auroc_cols) + " |")
     atomic_write_text(out / "selection.md", "\n".join(md) + "\n")
     atomic_write_json(out / "selection.json", rows)
     if blocks and rows and blocks.get(rows[0]["candidate"]):
         atomic_write_text(out / "best_regularizer.yaml",
-                          f"# winner: {rows[0]['candidate']} (AUROC test vs DPS mid = {rows[0]['score']:.3f})\n"
+                          f"# winner: {rows[0]['candidate']} (AUROC test vs DPS mid = {rows[0]['score']:.3f}, "
+                          f"effect size {rows[0].get('d/' + KEY_SOURCE, float('nan')):.2f})\n"
                           + yaml.safe_dump({"regularizer": blocks[rows[0]["candidate"]]}, sort_keys=False))
-    return rows
