@@ -12,6 +12,6 @@ cp runs/probe_mnist32_separation/probe.json equireg_lit/weights/mnist32_probe_se
 $EQ test --config configs/test/select_mnist32.yaml --trainer.enable_progress_bar false
 for task in box_inpainting sr4; do
   zeta=$($PY -c "import json; print(json.load(open('benchmarks/results/mnist32_tune_${task}_s50.json'))['best_zeta'])")
-  $PY -m benchmarks.mnist32_restoration --variant probe tune --task $task --steps 50 --n 32 --zetas $zeta --alphas 0.1 1 10
+  $PY -m benchmarks.mnist32_restoration --variant probe tune --task $task --steps 50 --n 32 --zetas $zeta --alphas 0.001 0.01 0.1 1 10
 done
 $PY -m benchmarks.mnist32_restoration --variant probe compare --tasks box_inpainting sr4 --steps 50 --n 100
