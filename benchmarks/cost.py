@@ -1,0 +1,89 @@
+"""Cost of EquiReg, measured in one run on one machine (ratios, medians over repeats).
+
+    python -m benchmarks.cost [--repeats 3] [--steps 50] [--batch 16]
+
+DPS on box inpainting of MNIST test digits with the shipped prior, alone and with EquiReg using
+the prior's denoiser or the shipped probe as f; runs are interleaved so machine noise hits all
+methods alike. Also the pure network cost: the same number of forward+backward passes of the
+prior alone, giving solver time / network time. Writes benchmarks/results/cost.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from equireg_lit.datasets import mnist32, split_indices
+from equireg_lit.diffusion import DiffusersUNetPrior
+from equireg_lit.models.posterior import STREAM_MEASUREMENT, STREAM_REGULARIZER, STREAM_SOLVER, sample_generator
+from equireg_lit.physics import BoxInpainting, simulate
+from equireg_lit.probes import Pretrained, SmallCNN
+from equireg_lit.regularizer import EquiReg, PriorDenoiser
+from equireg_lit.solvers import DPS, Guidance
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--batch", type=int, default=16)
+    a = p.parse_args()
+    prior = DiffusersUNetPrior(weights="mnist32").eval().requires_grad_(False)
+    x = mnist32()[0][split_indices("test")[: a.batch]]
+    idx = list(range(a.batch))
+    op = BoxInpainting()
+    y = simulate(op, x, [sample_generator(0, i, STREAM_MEASUREMENT) for i in idx])
+    probe = Pretrained(SmallCNN(1, 32, 4, 16), "mnist32_probe_separation").requires_grad_(False)
+    regs = {
+        "dps": None,
+        "equireg_denoiser": EquiReg(PriorDenoiser(20).bind(prior), "hflip", form="equi_plus", alpha=0.01),
+        "equireg_probe": EquiReg(probe, "hflip", form="equi", reduction="mse", alpha=0.01),
+    }
+    solver = DPS(num_steps=a.steps, zeta=10.0)
+    times: dict[str, list[float]] = {k: [] for k in regs}
+    net: dict[str, list[float]] = {k: [] for k in regs}
+    pure: list[float] = []
+    for _ in range(a.repeats):
+        for name, reg in regs.items():
+            gens = [sample_generator(0, i, STREAM_SOLVER) for i in idx]
+            rg = [sample_generator(0, i, STREAM_REGULARIZER) for i in idx]
+            out = solver.sample(prior, tuple(x.shape), gens, Guidance(op, y, reg, rg))
+            times[name].append(out.total_seconds)
+            net[name].append(out.network_seconds)
+        t0 = time.perf_counter()
+        t = torch.full((a.batch,), 500)
+        for _ in range(a.steps):
+            xi = torch.randn_like(x).requires_grad_(True)
+            (g,) = torch.autograd.grad(prior(xi, t).sum(), xi)
+        pure.append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    res = {
+        "seconds_median": med,
+        "network_seconds_median": {k: statistics.median(v) for k, v in net.items()},
+        "pure_network_fwd_bwd_seconds_median": statistics.median(pure),
+        "ratio_equireg_denoiser_over_dps": med["equireg_denoiser"] / med["dps"],
+        "ratio_equireg_probe_over_dps": med["equireg_probe"] / med["dps"],
+        "ratio_dps_over_pure_network": med["dps"] / statistics.median(pure),
+        "setup": vars(a) | {"task": "box_inpainting", "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "cost.json").write_text(json.dumps(res, indent=2) + "\n")
+    (RESULTS / "cost.md").write_text(
+        f"| measure ({a.batch} digits, {a.steps} steps, median of {a.repeats}) | ratio |\n|---|---|\n"
+        f"| DPS + EquiReg (denoiser f) / DPS | {res['ratio_equireg_denoiser_over_dps']:.2f} |\n"
+        f"| DPS + EquiReg (probe f) / DPS | {res['ratio_equireg_probe_over_dps']:.2f} |\n"
+        f"| DPS / pure network forward+backward | {res['ratio_dps_over_pure_network']:.2f} |\n\n"
+        f"Machine: {res['setup']['machine']}, torch {torch.__version__}.\n")
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
