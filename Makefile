@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(VENV)/bin/equireg predict --config configs/predict/demo_mnist32.yaml
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check equireg_lit callbacks datamodules tests benchmarks configs
 	$(PY) -m pytest
 
 test-all: $(STAMP)

@@ -87,4 +87,4 @@ def test_fit_tiny_writes_checkpoint_and_tensorboard(tmp_path, repo_root):
     again = export_checkpoint(ckpt, tmp_path / "again.safetensors", datamodule=GaussianDataModule(image_size=8))
     assert again["global_steps"] == 4 and again["final_val_loss_ema"] > 0
     reloaded = DiffusersUNetPrior(weights=str(tmp_path / "again.safetensors"), **arch)
-    assert all(torch.equal(a, b) for a, b in zip(fitted.state_dict().values(), reloaded.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(fitted.state_dict().values(), reloaded.state_dict().values(), strict=True))

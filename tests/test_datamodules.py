@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from equireg_lit.datamodules import ImageFolderDataModule, MeasurementDataModule

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -23,10 +23,14 @@ from equireg_lit.utils.io import save_weights
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """``ema <- decay * ema + (1 - decay) * model`` for parameters; buffers are copied."""
-    for pe, pm in zip(ema.parameters(), model.parameters()):
+    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
         pe.lerp_(pm.detach(), 1.0 - decay)
-    for be, bm in zip(ema.buffers(), model.buffers()):
+    for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
         be.copy_(bm)
+
+
+# The EMA copy is in eval mode on purpose; Lightning's fit-start warning about it is noise here.
+warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 
 
 def _read_run_config(trainer: pl.Trainer) -> str | None:

@@ -33,7 +33,7 @@ def equivariance_loss(reg: EquiReg, x: Tensor, collapse_weight: float = 1.0) -> 
 def classification_loss(f: nn.Module, head: nn.Module, group: Group, x: Tensor) -> Tensor:
     """Predict which group element (0 = identity) transformed each input, from pooled features."""
     labels = torch.randint(len(group.elements) + 1, (x.shape[0],))
-    gx = torch.stack([xi if k == 0 else group.act(group.elements[k - 1], xi) for xi, k in zip(x, labels.tolist())])
+    gx = torch.stack([xi if k == 0 else group.act(group.elements[k - 1], xi) for xi, k in zip(x, labels.tolist(), strict=True)])
     logits = head(f(gx).flatten(2).mean(-1))
     return F.cross_entropy(logits, labels.to(x.device))
 

@@ -26,7 +26,6 @@ def write_selection_report(errors: dict[str, dict[str, Tensor]], out_dir: str | 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import yaml
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -123,7 +123,7 @@ class EquiReg(nn.Module):
     def _per_sample(fn, elements: list, x: Tensor) -> Tensor:
         if all(e is elements[0] for e in elements):
             return fn(elements[0], x)
-        return torch.stack([fn(e, xi) for e, xi in zip(elements, x)])
+        return torch.stack([fn(e, xi) for e, xi in zip(elements, x, strict=True)])
 
     def _check_output(self, x: Tensor, fx: Tensor) -> None:
         if self.form == "equi_plus":
