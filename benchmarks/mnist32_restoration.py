@@ -43,31 +43,35 @@ def variant_args() -> list[str]:
             "--model.init_args.regularizer.init_args.reduction", block["reduction"]]
 
 
-def run(task: str, equireg: bool, steps: int, split: str, n: int, zeta: float, alpha: float | None,
-        extra: list[str] | None = None, tag: str = "") -> dict[int, dict]:
-    """Run one predict config; return per-index metrics."""
+def predict_metrics(config: str, root: Path, steps: int, split: str, n: int, zeta: float, alpha: float | None,
+                    extra: list[str]) -> dict[int, dict]:
+    """``equireg predict`` (in process) on a shipped config with the benchmark's overrides;
+    returns the per-index rows of its metrics.csv. A rerun resumes the same ``root``."""
     from equireg_lit.cli import main
 
-    name = f"mnist32_{task}_{'dps_equireg' if equireg else 'dps'}"
-    tag = tag + (f"_{VARIANT}" if equireg and VARIANT != "denoiser" else "")
-    root = REPO / "runs" / "bench" / split / f"{name}_s{steps}_z{zeta}_a{alpha}{tag}"
     args = [
-        "predict", "--config", str(REPO / "configs" / "predict" / f"{name}.yaml"),
+        "predict", "--config", str(REPO / "configs" / "predict" / f"{config}.yaml"),
         "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
         "--trainer.logger", "false", "--trainer.enable_model_summary", "false",
         "--model.init_args.solver.init_args.num_steps", str(steps),
         "--model.init_args.solver.init_args.zeta", str(zeta),
         "--data.init_args.predict_split", split, "--data.init_args.predict_limit", str(n),
     ]
-    if equireg and alpha is not None:
+    if alpha is not None:
         args += ["--model.init_args.regularizer.init_args.alpha", str(alpha)]
-    if equireg:
-        args += variant_args()
-    args += ["--model.init_args.prior.init_args.weights", PRIOR_WEIGHTS]
-    args += extra or []
-    main(args)
+    main(args + extra)
     with open(root / "predictions" / "metrics.csv") as fh:
         return {int(r["index"]): {k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)}
+
+
+def run(task: str, equireg: bool, steps: int, split: str, n: int, zeta: float, alpha: float | None,
+        extra: list[str] | None = None, tag: str = "") -> dict[int, dict]:
+    """Run one MNIST predict config; return per-index metrics."""
+    name = f"mnist32_{task}_{'dps_equireg' if equireg else 'dps'}"
+    tag = tag + (f"_{VARIANT}" if equireg and VARIANT != "denoiser" else "")
+    root = REPO / "runs" / "bench" / split / f"{name}_s{steps}_z{zeta}_a{alpha}{tag}"
+    overrides = (variant_args() if equireg else []) + ["--model.init_args.prior.init_args.weights", PRIOR_WEIGHTS]
+    return predict_metrics(name, root, steps, split, n, zeta, alpha if equireg else None, overrides + (extra or []))
 
 
 def mean_se(v: list[float]) -> tuple[float, float]:

@@ -12,11 +12,10 @@ Results: benchmarks/results/pde_{tune,compare}_*.json and .md.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
-from benchmarks.mnist32_restoration import machine, mean_se, paired
+from benchmarks.mnist32_restoration import machine, mean_se, paired, predict_metrics
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent
@@ -25,21 +24,9 @@ TARGET = {"forward": "rel_l2_u", "inverse": "rel_l2_a"}
 
 def run(problem: str, direction: str, equireg: bool, steps: int, split: str, n: int, zeta: float,
         alpha: float | None = None) -> dict[int, dict]:
-    from equireg_lit.cli import main
-
     name = f"{problem}64_{direction}_{'dps_equireg' if equireg else 'dps'}"
     root = REPO / "runs" / "bench_pde" / split / f"{name}_s{steps}_z{zeta}_a{alpha}"
-    args = ["predict", "--config", str(REPO / "configs" / "predict" / f"{name}.yaml"),
-            "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
-            "--trainer.logger", "false", "--trainer.enable_model_summary", "false",
-            "--model.init_args.solver.init_args.num_steps", str(steps),
-            "--model.init_args.solver.init_args.zeta", str(zeta),
-            "--data.init_args.predict_split", split, "--data.init_args.predict_limit", str(n)]
-    if equireg and alpha is not None:
-        args += ["--model.init_args.regularizer.init_args.alpha", str(alpha)]
-    main(args)
-    with open(root / "predictions" / "metrics.csv") as fh:
-        return {int(r["index"]): {k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)}
+    return predict_metrics(name, root, steps, split, n, zeta, alpha if equireg else None, [])
 
 
 def tune(a: argparse.Namespace) -> None:

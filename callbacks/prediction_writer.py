@@ -15,7 +15,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from equireg_lit.solvers.dps import SamplingError
-from equireg_lit.utils.io import atomic_write, atomic_write_json, atomic_write_text
+from equireg_lit.utils.io import atomic_write, atomic_write_json, atomic_write_text, run_config_text
 
 
 def to_unit(x: Tensor) -> Tensor:
@@ -143,7 +143,7 @@ class PredictionWriter(BasePredictionWriter):
 
             atomic_write(d / f"{stem}.safetensors", lambda p: save_file(tensors, str(p)))
             atomic_write_json(d / f"{stem}.json", record)  # last: marks the sample finished
-            if sum(1 for _ in self._grid.get("reconstruction", [])) < self.log_images and recon.ndim == 3:
+            if len(self._grid.get("reconstruction", [])) < self.log_images and recon.ndim == 3:
                 self._grid.setdefault("reconstruction", []).append(to_unit(recon))
                 if truth is not None:
                     self._grid.setdefault("truth", []).append(to_unit(truth))
@@ -178,8 +178,7 @@ class PredictionWriter(BasePredictionWriter):
         summary["steps"] = getattr(solver, "num_steps", None)
         summary["network_evaluations_per_sample"] = records[0]["nfe"] if records else None
         summary["failed"] = {str(k): v for k, v in sorted(self._failures.items())}
-        cfg = Path(trainer.log_dir) / "config.yaml" if trainer.log_dir else None
-        summary["config"] = cfg.read_text() if cfg is not None and cfg.is_file() else None
+        summary["config"] = run_config_text(trainer.log_dir)
         atomic_write_json(self.dir / "summary.json", summary)
         self._log_tensorboard(trainer, summary)
         rank_zero_info(

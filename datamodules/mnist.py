@@ -23,6 +23,12 @@ class TensorImageDataset(Dataset):
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def subset(self, start: int, limit: int | None) -> "TensorImageDataset":
+        """Items ``start .. start + limit`` (all from ``start`` when ``limit`` is None), keeping indices."""
+        stop = len(self) if limit is None else min(len(self), start + limit)
+        labels = None if self.labels is None else self.labels[start:stop]
+        return TensorImageDataset(self.images[start:stop], labels, offset=self.offset + start)
+
     def __getitem__(self, i: int) -> dict:
         item = {"image": self.images[i], "index": self.offset + i}
         if self.labels is not None:
@@ -74,13 +80,7 @@ class _ImageDataModule(pl.LightningDataModule):
         return self._loader("test", False)
 
     def predict_dataloader(self) -> DataLoader:
-        ds = self.splits[self.predict_split]
-        stop = len(ds) if self.predict_limit is None else min(len(ds), self.predict_start + self.predict_limit)
-        sub = TensorImageDataset(
-            ds.images[self.predict_start:stop],
-            None if ds.labels is None else ds.labels[self.predict_start:stop],
-            offset=self.predict_start,
-        )
+        sub = self.splits[self.predict_split].subset(self.predict_start, self.predict_limit)
         return DataLoader(sub, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -14,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from equireg_lit.datamodules.mnist import TensorImageDataset
 from equireg_lit.pde.data import PARAMS, SOLVER_VERSION, Problem, darcy_error_rate, generate, relative_l2
-from equireg_lit.utils.io import atomic_write, atomic_write_json
+from equireg_lit.utils.io import cached_tensors
 
 
 class PDEDataModule(pl.LightningDataModule):
@@ -66,14 +64,10 @@ class PDEDataModule(pl.LightningDataModule):
                 "params": PARAMS[self.problem], "solver_version": SOLVER_VERSION}
 
     def load_or_generate(self) -> dict[str, Tensor]:
-        from safetensors.torch import load_file, save_file
+        """The splits and train statistics, from the cache or generated (then cached)."""
+        return cached_tensors(self.cache_dir, f"{self.problem}_{self.resolution}", self.provenance(), self._generate_splits)
 
-        prov = self.provenance()
-        key = hashlib.sha256(json.dumps(prov, sort_keys=True).encode()).hexdigest()[:12]
-        path = self.cache_dir / f"{self.problem}_{self.resolution}_{key}.safetensors"
-        meta = path.with_suffix(".json")
-        if path.is_file() and meta.is_file() and json.loads(meta.read_text()) == json.loads(json.dumps(prov)):
-            return load_file(str(path))
+    def _generate_splits(self) -> dict[str, Tensor]:
         from tqdm.auto import tqdm
 
         g = torch.Generator().manual_seed(self.seed)
@@ -88,8 +82,6 @@ class PDEDataModule(pl.LightningDataModule):
             start += n
         out["mean"] = out["train"].mean(dim=(0, 2, 3))
         out["std"] = out["train"].std(dim=(0, 2, 3))
-        atomic_write(path, lambda p: save_file(out, str(p)))
-        atomic_write_json(meta, prov)
         return out
 
     def setup(self, stage: str | None = None) -> None:
@@ -128,7 +120,5 @@ class PDEDataModule(pl.LightningDataModule):
         return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        ds = self.splits[self.predict_split]
-        stop = len(ds) if self.predict_limit is None else min(len(ds), self.predict_start + self.predict_limit)
-        sub = TensorImageDataset(ds.images[self.predict_start : stop], offset=self.predict_start)
+        sub = self.splits[self.predict_split].subset(self.predict_start, self.predict_limit)
         return DataLoader(sub, batch_size=self.batch_size, shuffle=False)

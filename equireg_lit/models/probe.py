@@ -17,14 +17,14 @@ from equireg_lit.probes.report import write_selection_report
 from equireg_lit.regularizer import EquiReg
 from equireg_lit.regularizer.functions import PriorDenoiser
 from equireg_lit.regularizer.groups import get_group
-from equireg_lit.utils.io import save_weights
+from equireg_lit.utils.io import run_config_text, save_weights
 
 Objective = Literal["equivariance", "classification", "contrastive", "separation"]
 
 
 def _run_config(trainer: pl.Trainer) -> dict | None:
-    cfg = Path(trainer.log_dir) / "config.yaml" if trainer.log_dir else None
-    return yaml.safe_load(cfg.read_text()) if cfg is not None and cfg.is_file() else None
+    text = run_config_text(trainer.log_dir)
+    return yaml.safe_load(text) if text is not None else None
 
 
 class _ErrorCollector(pl.LightningModule):

@@ -17,7 +17,7 @@ from torch import Tensor
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.regularizer.groups import GROUP_NAMES, get_group
 from equireg_lit.solvers.dps import DPS
-from equireg_lit.utils.io import save_weights
+from equireg_lit.utils.io import run_config_text, save_weights
 
 
 @torch.no_grad()
@@ -33,11 +33,20 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 
 
-def _read_run_config(trainer: pl.Trainer) -> str | None:
-    """The config LightningCLI saved for this run, to embed in provenance records."""
-    log_dir = trainer.log_dir
-    cfg = Path(log_dir) / "config.yaml" if log_dir else None
-    return cfg.read_text() if cfg is not None and cfg.is_file() else None
+def prior_provenance(net: DiffusionPrior, hparams: dict, **fields) -> dict:
+    """Provenance of exported prior weights: architecture, schedule and size from ``net``,
+    training facts from ``fields`` (epochs, steps, validation loss, config, ...)."""
+    return {
+        "kind": type(net).__name__,
+        "architecture": getattr(net, "architecture", None),
+        "noise_schedule": net.schedule.name,
+        "num_train_timesteps": net.schedule.num_train_timesteps,
+        "parameters": sum(p.numel() for p in getattr(net, "net", net).parameters()),
+        "hparams": hparams,
+        "seed": hparams.get("seed", 0),
+        **fields,
+        "torch_version": torch.__version__,
+    }
 
 
 class ScoreModule(pl.LightningModule):
@@ -170,24 +179,16 @@ class ScoreModule(pl.LightningModule):
 
     def export(self, path: str | Path) -> None:
         """Write EMA weights (safetensors) and a provenance JSON next to them."""
-        net = getattr(self.ema, "net", self.ema)
         val = self.trainer.callback_metrics.get("val/loss")
-        prov = {
-            "kind": type(self.prior).__name__,
-            "architecture": getattr(self.prior, "architecture", None),
-            "noise_schedule": self.prior.schedule.name,
-            "num_train_timesteps": self.prior.schedule.num_train_timesteps,
-            "parameters": sum(p.numel() for p in net.parameters()),
-            "hparams": dict(self.hparams),
-            "seed": self.hparams.seed,
-            "epochs": self.current_epoch,  # completed epochs
-            "global_steps": self.global_step,
-            "wall_time_seconds": round(time.time() - self._fit_start, 1),
-            "final_val_loss_ema": None if val is None else float(val),
-            "config_yaml": _read_run_config(self.trainer),
-            "torch_version": torch.__version__,
-        }
-        save_weights(net, path, prov)
+        prov = prior_provenance(
+            self.ema, dict(self.hparams),
+            epochs=self.current_epoch,  # completed epochs
+            global_steps=self.global_step,
+            wall_time_seconds=round(time.time() - self._fit_start, 1),
+            final_val_loss_ema=None if val is None else float(val),
+            config_yaml=run_config_text(self.trainer.log_dir),
+        )
+        save_weights(getattr(self.ema, "net", self.ema), path, prov)
 
 
 @torch.no_grad()
@@ -199,10 +200,17 @@ def export_checkpoint(ckpt_path: str | Path, out_path: str | Path, note: str = "
     from equireg_lit.datamodules import MNISTDataModule
     from equireg_lit.diffusion.priors import DiffusersUNetPrior
 
+    import yaml
+
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     hp = ckpt["hyper_parameters"]
     state = {k[len("ema.net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("ema.net.")}
-    prior_args = _prior_init_args(Path(ckpt_path))
+    config_text = run_config_text(Path(ckpt_path).parent.parent)
+    if config_text is None:
+        raise FileNotFoundError(f"no config.yaml in the run folder of {ckpt_path}; it holds the prior's architecture")
+    prior_args = dict(yaml.safe_load(config_text)["model"]["init_args"]["prior"]["init_args"])
+    for k in ("weights", "random_init"):
+        prior_args.pop(k, None)
     net = DiffusersUNetPrior(random_init=True, **prior_args)
     net.net.load_state_dict(state, strict=True)
     net.eval()
@@ -214,33 +222,14 @@ def export_checkpoint(ckpt_path: str | Path, out_path: str | Path, note: str = "
         g = torch.Generator().manual_seed(module.hparams.seed * 100003 + i)
         losses.append(module.diffusion_loss(net, batch["image"], generator=g).item() * batch["image"].shape[0])
         counts.append(batch["image"].shape[0])
-    cfg = Path(ckpt_path).parent.parent / "config.yaml"
-    prov = {
-        "kind": "DiffusersUNetPrior",
-        "architecture": net.architecture,
-        "noise_schedule": net.schedule.name,
-        "num_train_timesteps": net.schedule.num_train_timesteps,
-        "parameters": sum(p.numel() for p in net.parameters()),
-        "hparams": {k: v for k, v in hp.items() if not k.startswith("_")},
-        "seed": hp.get("seed", 0),
-        "epochs": int(ckpt["epoch"]) + 1,  # the checkpoint is written at the end of this epoch
-        "global_steps": int(ckpt["global_step"]),
-        "final_val_loss_ema": sum(losses) / sum(counts),
-        "config_yaml": cfg.read_text() if cfg.is_file() else None,
-        "exported_from": str(ckpt_path),
-        "note": note,
-        "torch_version": torch.__version__,
-    }
+    prov = prior_provenance(
+        net, {k: v for k, v in hp.items() if not k.startswith("_")},
+        epochs=int(ckpt["epoch"]) + 1,  # the checkpoint is written at the end of this epoch
+        global_steps=int(ckpt["global_step"]),
+        final_val_loss_ema=sum(losses) / sum(counts),
+        config_yaml=config_text,
+        exported_from=str(ckpt_path),
+        note=note,
+    )
     save_weights(net.net, out_path, prov)
     return prov
-
-
-def _prior_init_args(ckpt_path: Path) -> dict:
-    """The prior's architecture settings from the run's saved config.yaml."""
-    import yaml
-
-    cfg = yaml.safe_load((ckpt_path.parent.parent / "config.yaml").read_text())
-    args = dict(cfg["model"]["init_args"]["prior"]["init_args"])
-    for k in ("weights", "random_init"):
-        args.pop(k, None)
-    return args

@@ -11,7 +11,6 @@ Sets used to train probes ("train") and to select them ("eval") come from disjoi
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import torch
@@ -21,7 +20,7 @@ from equireg_lit.datasets import mnist32, split_indices
 from equireg_lit.diffusion.priors import DiffusersUNetPrior, resolve_weights
 from equireg_lit.physics import BoxInpainting, GaussianBlur, SuperResolution, simulate
 from equireg_lit.solvers import DPS, Guidance
-from equireg_lit.utils.io import atomic_write, atomic_write_json
+from equireg_lit.utils.io import cached_tensors
 
 SETS_VERSION = 1
 STAGES = {"early": 0.1, "mid": 0.5, "late": 0.9}
@@ -102,14 +101,4 @@ def build_probe_sets(prov: dict, progress: bool = True) -> dict[str, Tensor]:
 
 def load_or_build_probe_sets(cache_dir: str | Path, prov: dict, progress: bool = True) -> dict[str, Tensor]:
     """Cached sets keyed by their provenance; rebuilt when the provenance changes."""
-    from safetensors.torch import load_file, save_file
-
-    key = hashlib.sha256(json.dumps(prov, sort_keys=True).encode()).hexdigest()[:12]
-    cache = Path(cache_dir) / f"probe_sets_{key}.safetensors"
-    meta = cache.with_suffix(".json")
-    if cache.is_file() and meta.is_file() and json.loads(meta.read_text()) == prov:
-        return load_file(str(cache))
-    sets = build_probe_sets(prov, progress)
-    atomic_write(cache, lambda p: save_file(sets, str(p)))
-    atomic_write_json(meta, prov)
-    return sets
+    return cached_tensors(cache_dir, "probe_sets", prov, lambda: build_probe_sets(prov, progress))

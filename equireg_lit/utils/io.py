@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -35,6 +36,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def run_config_text(log_dir: str | Path | None) -> str | None:
+    """The ``config.yaml`` LightningCLI saved into a run folder (``trainer.log_dir``), if any."""
+    cfg = Path(log_dir) / "config.yaml" if log_dir else None
+    return cfg.read_text() if cfg is not None and cfg.is_file() else None
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
@@ -85,6 +92,24 @@ def load_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str 
         parts.append("check that the architecture settings match the ones the weights were trained with")
         raise ValueError(". ".join(parts))
     module.load_state_dict(state, strict=True)
+
+
+def cached_tensors(cache_dir: str | Path, prefix: str, provenance: dict,
+                   build: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Tensors cached as ``<prefix>_<hash>.safetensors`` with their provenance JSON beside them;
+    ``build()`` runs (and the cache is written atomically) when no file matches ``provenance``."""
+    from safetensors.torch import load_file, save_file
+
+    canonical = json.loads(json.dumps(provenance))  # tuples -> lists, as stored
+    key = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()[:12]
+    path = Path(cache_dir) / f"{prefix}_{key}.safetensors"
+    meta = path.with_suffix(".json")
+    if path.is_file() and meta.is_file() and json.loads(meta.read_text()) == canonical:
+        return load_file(str(path))
+    tensors = build()
+    atomic_write(path, lambda p: save_file(tensors, str(p)))
+    atomic_write_json(meta, provenance)
+    return tensors
 
 
 def save_weights(module: nn.Module, path: str | Path, provenance: dict) -> None:
