@@ -1,11 +1,13 @@
 """Cost of EquiReg, measured in one run on one machine (ratios, medians over repeats).
 
-    python -m benchmarks.cost [--repeats 3] [--steps 50] [--batch 16]
+    python -m benchmarks.cost [--repeats 3] [--steps 50] [--batch 16] [--batches 1 4 16 64]
 
 DPS on box inpainting of MNIST test digits with the shipped prior, alone and with EquiReg using
 the prior's denoiser or the shipped probe as f; runs are interleaved so machine noise hits all
 methods alike. Also the pure network cost: the same number of forward+backward passes of the
-prior alone, giving solver time / network time. Writes benchmarks/results/cost.{json,md}.
+prior alone, giving solver time / network time. Then throughput at several batch sizes: seconds
+per step per sample, split into network forward+backward and everything else.
+Writes benchmarks/results/<out>/cost.{json,md} and throughput.{json,md}.
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--batches", type=int, nargs="*", default=[1, 4, 16, 64], help="throughput batch sizes")
+    p.add_argument("--out", default="", help="subfolder of benchmarks/results (quick suite: quick)")
     a = p.parse_args()
+    out_dir = RESULTS / a.out
     prior = DiffusersUNetPrior(weights="mnist32").eval().requires_grad_(False)
     x = mnist32()[0][split_indices("test")[: a.batch]]
     idx = list(range(a.batch))
@@ -74,15 +79,50 @@ def main() -> None:
         "ratio_dps_over_pure_network": med["dps"] / statistics.median(pure),
         "setup": vars(a) | {"task": "box_inpainting", "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"},
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cost.json").write_text(json.dumps(res, indent=2) + "\n")
-    (RESULTS / "cost.md").write_text(
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "cost.json").write_text(json.dumps(res, indent=2) + "\n")
+    (out_dir / "cost.md").write_text(
         f"| measure ({a.batch} digits, {a.steps} steps, median of {a.repeats}) | ratio |\n|---|---|\n"
         f"| DPS + EquiReg (denoiser f) / DPS | {res['ratio_equireg_denoiser_over_dps']:.2f} |\n"
         f"| DPS + EquiReg (probe f) / DPS | {res['ratio_equireg_probe_over_dps']:.2f} |\n"
         f"| DPS / pure network forward+backward | {res['ratio_dps_over_pure_network']:.2f} |\n\n"
         f"Machine: {res['setup']['machine']}, torch {torch.__version__}.\n")
     print(json.dumps(res, indent=2))
+    if a.batches:
+        throughput(prior, regs, a.batches, a.steps, a.repeats, out_dir)
+
+
+def throughput(prior, regs: dict, batches: list[int], steps: int, repeats: int, out_dir: Path) -> None:
+    """Seconds per step per sample at each batch size (median over repeats), network vs the rest."""
+    images = mnist32()[0][split_indices("test")]
+    op = BoxInpainting()
+    rows = []
+    for b in batches:
+        x = images[torch.arange(b) % len(images)]
+        idx = list(range(b))
+        y = simulate(op, x, [sample_generator(0, i, STREAM_MEASUREMENT) for i in idx])
+        for name, reg in regs.items():
+            runs = []
+            for _ in range(repeats):
+                gens = [sample_generator(0, i, STREAM_SOLVER) for i in idx]
+                rg = [sample_generator(0, i, STREAM_REGULARIZER) for i in idx]
+                runs.append(DPS(num_steps=steps, zeta=10.0).sample(prior, tuple(x.shape), gens, Guidance(op, y, reg, rg)))
+            o = sorted(runs, key=lambda r: r.total_seconds)[len(runs) // 2]
+            per = b * steps
+            rows.append({"batch": b, "method": name, "ms_per_step_per_sample": 1e3 * o.total_seconds / per,
+                         "network_ms": 1e3 * o.network_seconds / per,
+                         "other_ms": 1e3 * (o.total_seconds - o.network_seconds) / per,
+                         "samples_per_second_at_1000_steps": per / o.total_seconds / 1000})
+    res = {"rows": rows, "steps": steps, "repeats": repeats, "task": "box_inpainting",
+           "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"}
+    (out_dir / "throughput.json").write_text(json.dumps(res, indent=2) + "\n")
+    lines = ["| batch | method | ms / step / sample | network fwd+bwd | everything else | samples / s at 1000 steps |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['batch']} | {r['method']} | {r['ms_per_step_per_sample']:.2f} | {r['network_ms']:.2f} | "
+                     f"{r['other_ms']:.2f} | {r['samples_per_second_at_1000_steps']:.3f} |")
+    (out_dir / "throughput.md").write_text("\n".join(lines) + f"\n\n{steps} steps, median of {repeats}; machine: {res['machine']}.\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

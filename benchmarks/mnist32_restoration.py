@@ -23,10 +23,13 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results"  # tuning results (always validation, always here)
 REPO = Path(__file__).resolve().parent.parent
+OUT_DIR = RESULTS  # comparison results; the quick suite writes under results/quick
+RUNS_DIR = REPO / "runs" / "bench"  # per-sample predict outputs (resumable)
 PRIOR_WEIGHTS = "mnist32"
 VARIANT = "denoiser"  # f of the EquiReg configs; "probe": the shipped separation probe instead
+BATCH_SIZE: int | None = None  # None: the config's; results do not depend on it (per-sample generators)
 
 
 def variant_args() -> list[str]:
@@ -59,6 +62,8 @@ def predict_metrics(config: str, root: Path, steps: int, split: str, n: int, zet
     ]
     if alpha is not None:
         args += ["--model.init_args.regularizer.init_args.alpha", str(alpha)]
+    if BATCH_SIZE is not None:
+        args += ["--data.init_args.batch_size", str(BATCH_SIZE)]
     main(args + extra)
     with open(root / "predictions" / "metrics.csv") as fh:
         return {int(r["index"]): {k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)}
@@ -69,7 +74,7 @@ def run(task: str, equireg: bool, steps: int, split: str, n: int, zeta: float, a
     """Run one MNIST predict config; return per-index metrics."""
     name = f"mnist32_{task}_{'dps_equireg' if equireg else 'dps'}"
     tag = tag + (f"_{VARIANT}" if equireg and VARIANT != "denoiser" else "")
-    root = REPO / "runs" / "bench" / split / f"{name}_s{steps}_z{zeta}_a{alpha}{tag}"
+    root = RUNS_DIR / split / f"{name}_s{steps}_z{zeta}_a{alpha}{tag}"
     overrides = (variant_args() if equireg else []) + ["--model.init_args.prior.init_args.weights", PRIOR_WEIGHTS]
     return predict_metrics(name, root, steps, split, n, zeta, alpha if equireg else None, overrides + (extra or []))
 
@@ -126,7 +131,8 @@ def tune(args: argparse.Namespace) -> None:
     for a in args.alphas:
         m = run(args.task, True, args.steps, "val", args.n, best_z, a)
         out["equireg"][str(a)] = mean_se([r["psnr"] for r in m.values()])
-    out["best_alpha"] = max(args.alphas, key=lambda a: out["equireg"][str(a)][0])
+    # No alphas: zeta only (long step counts, where compare takes alpha from a shorter run's tuning).
+    out["best_alpha"] = max(args.alphas, key=lambda a: out["equireg"][str(a)][0]) if args.alphas else None
     out["machine"] = machine()
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"mnist32_tune_{args.task}_s{args.steps}{'' if VARIANT == 'denoiser' else '_' + VARIANT}.json"
@@ -143,7 +149,7 @@ def write_tune_table() -> None:
         t = json.loads(f.read_text())
         dps = ", ".join(f"{z}: {v[0]:.2f}" for z, v in t["dps"].items())
         reg = ", ".join(f"{a}: {v[0]:.2f}" for a, v in t["equireg"].items())
-        lines.append(f"| {t['task']} | {t.get('variant', 'denoiser')} | {t['steps']} | {t['n']} | {dps} | {reg} | "
+        lines.append(f"| {t['task']} | {t.get('variant', 'denoiser')} | {t['steps']} | {t['n']} | {dps} | {reg or 'n/a'} | "
                      f"{t['best_zeta']} / {t['best_alpha']} |")
     (RESULTS / "mnist32_tune.md").write_text("\n".join(lines) + "\n")
 
@@ -152,8 +158,11 @@ def compare(args: argparse.Namespace) -> None:
     rows = []
     for task in args.tasks:
         suffix = "" if VARIANT == "denoiser" else "_" + VARIANT
-        tuned = json.loads((RESULTS / f"mnist32_tune_{task}_s{args.tune_steps or args.steps}{suffix}.json").read_text())
-        z, a = tuned["best_zeta"], tuned["best_alpha"]
+        tune_steps = args.tune_steps or args.steps
+        # zeta: DPS tuned at tune_steps; alpha: this f's tuning at alpha_steps (default the same run).
+        z = json.loads((RESULTS / f"mnist32_tune_{task}_s{tune_steps}.json").read_text())["best_zeta"]
+        alpha_steps = args.alpha_steps or tune_steps
+        a = json.loads((RESULTS / f"mnist32_tune_{task}_s{alpha_steps}{suffix}.json").read_text())["best_alpha"]
         t0 = time.perf_counter()
         base = run(task, False, args.steps, "test", args.n, z, None)
         t1 = time.perf_counter()
@@ -161,10 +170,11 @@ def compare(args: argparse.Namespace) -> None:
         t2 = time.perf_counter()
         vtag = "" if VARIANT == "denoiser" else "_" + VARIANT
         name = lambda e, al: f"mnist32_{task}_{'dps_equireg' if e else 'dps'}_s{args.steps}_z{z}_a{al}{vtag if e else ''}"  # noqa: E731
-        acc_b = digit_accuracy(base, REPO / "runs/bench/test" / name(False, None) / "predictions/samples")
-        acc_r = digit_accuracy(reg, REPO / "runs/bench/test" / name(True, a) / "predictions/samples")
+        acc_b = digit_accuracy(base, RUNS_DIR / "test" / name(False, None) / "predictions/samples")
+        acc_r = digit_accuracy(reg, RUNS_DIR / "test" / name(True, a) / "predictions/samples")
         row = {
             "task": task, "steps": args.steps, "zeta": z, "alpha": a, "n": len(base),
+            "zeta_tuned_at_steps": tune_steps, "alpha_tuned_at_steps": alpha_steps,
             "dps": {k: mean_se([r[k] for r in base.values()]) for k in ("psnr", "ssim")},
             "equireg": {k: mean_se([r[k] for r in reg.values()]) for k in ("psnr", "ssim")},
             "diff": {k: paired(base, reg, k) for k in ("psnr", "ssim")},
@@ -175,10 +185,16 @@ def compare(args: argparse.Namespace) -> None:
         }
         rows.append(row)
         print(json.dumps(row, indent=2), flush=True)
+    stem = OUT_DIR / f"mnist32_compare_s{args.steps}{'' if VARIANT == 'denoiser' else '_' + VARIANT}"
+    if stem.with_suffix(".json").is_file():  # keep other tasks' rows from earlier invocations
+        done = {r["task"] for r in rows}
+        rows = [r for r in json.loads(stem.with_suffix(".json").read_text())["rows"] if r["task"] not in done] + rows
     res = {"rows": rows, "machine": machine(), "variant": VARIANT,
            "command": f"python -m benchmarks.mnist32_restoration --variant {VARIANT} compare "
-           + f"--tasks {' '.join(args.tasks)} --steps {args.steps} --n {args.n}"}
-    stem = RESULTS / f"mnist32_compare_s{args.steps}{'' if VARIANT == 'denoiser' else '_' + VARIANT}"
+           + f"--tasks {' '.join(r['task'] for r in rows)} --steps {args.steps} --n {args.n}"
+           + (f" --tune-steps {args.tune_steps}" if args.tune_steps else "")
+           + (f" --alpha-steps {args.alpha_steps}" if args.alpha_steps else "")}
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
     lines = ["| task | steps | zeta | alpha | n | PSNR DPS | PSNR DPS+EquiReg | ΔPSNR [95% CI] | SSIM DPS | SSIM DPS+EquiReg | ΔSSIM [95% CI] | digit acc. DPS / EquiReg | time EquiReg / DPS |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -205,17 +221,23 @@ def main() -> None:
     t.add_argument("--steps", type=int, default=50)
     t.add_argument("--n", type=int, default=32)
     t.add_argument("--zetas", type=float, nargs="+", default=[0.3, 1.0, 3.0])
-    t.add_argument("--alphas", type=float, nargs="+", default=[0.01, 0.1, 1.0])
+    t.add_argument("--alphas", type=float, nargs="*", default=[0.01, 0.1, 1.0],
+                   help="EquiReg weights to try at the best zeta; none: tune zeta only")
     c = sub.add_parser("compare")
     c.add_argument("--tasks", nargs="+", required=True)
     c.add_argument("--steps", type=int, default=50)
-    c.add_argument("--tune-steps", type=int, default=None)
+    c.add_argument("--tune-steps", type=int, default=None, help="step count whose zeta tuning to use (default: --steps)")
+    c.add_argument("--alpha-steps", type=int, default=None, help="step count whose alpha tuning to use (default: --tune-steps)")
     c.add_argument("--n", type=int, default=100)
     p.add_argument("--weights", default="mnist32", help="prior weights (shipped name or path)")
     p.add_argument("--variant", choices=["denoiser", "probe"], default="denoiser", help="f of EquiReg")
+    p.add_argument("--batch-size", type=int, default=None, help="predict batch size (default: the config's)")
+    p.add_argument("--out", default="", help="subfolder of benchmarks/results for comparisons (quick suite: quick)")
+    p.add_argument("--runs", default="runs/bench", help="folder of the per-sample predict outputs")
     args = p.parse_args()
-    global PRIOR_WEIGHTS, VARIANT
-    PRIOR_WEIGHTS, VARIANT = args.weights, args.variant
+    global PRIOR_WEIGHTS, VARIANT, BATCH_SIZE, OUT_DIR, RUNS_DIR
+    PRIOR_WEIGHTS, VARIANT, BATCH_SIZE = args.weights, args.variant, args.batch_size
+    OUT_DIR, RUNS_DIR = RESULTS / args.out, REPO / args.runs
     tune(args) if args.cmd == "tune" else compare(args)
 
 

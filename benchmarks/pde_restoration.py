@@ -17,15 +17,17 @@ from pathlib import Path
 
 from benchmarks.mnist32_restoration import machine, mean_se, paired, predict_metrics
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results"  # tuning results (validation split)
 REPO = Path(__file__).resolve().parent.parent
+OUT_DIR = RESULTS  # comparison results; the quick suite writes under results/quick
+RUNS_DIR = REPO / "runs" / "bench_pde"
 TARGET = {"forward": "rel_l2_u", "inverse": "rel_l2_a"}
 
 
 def run(problem: str, direction: str, equireg: bool, steps: int, split: str, n: int, zeta: float,
         alpha: float | None = None) -> dict[int, dict]:
     name = f"{problem}64_{direction}_{'dps_equireg' if equireg else 'dps'}"
-    root = REPO / "runs" / "bench_pde" / split / f"{name}_s{steps}_z{zeta}_a{alpha}"
+    root = RUNS_DIR / split / f"{name}_s{steps}_z{zeta}_a{alpha}"
     return predict_metrics(name, root, steps, split, n, zeta, alpha if equireg else None, [])
 
 
@@ -59,7 +61,8 @@ def compare(a: argparse.Namespace) -> None:
                          "equireg": {k: mean_se([r[k] for r in reg.values()]) for k in keys},
                          "diff": {k: paired(base, reg, k) for k in keys}})
             print(json.dumps(rows[-1], indent=2), flush=True)
-    stem = RESULTS / f"pde_compare_{a.problem}"
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    stem = OUT_DIR / f"pde_compare_{a.problem}"
     stem.with_suffix(".json").write_text(json.dumps({"rows": rows, "machine": machine()}, indent=2) + "\n")
     lines = ["| problem | direction | steps | target | DPS rel. L2 | DPS+EquiReg rel. L2 | Δ [95% CI] | Darcy a error rate DPS / EquiReg |",
              "|---|---|---|---|---|---|---|---|"]
@@ -89,7 +92,11 @@ def main() -> None:
     c.add_argument("--steps", type=int, nargs="+", default=[50, 200])
     c.add_argument("--tune-steps", type=int, default=50)
     c.add_argument("--n", type=int, default=100)
+    p.add_argument("--out", default="", help="subfolder of benchmarks/results for comparisons (quick suite: quick)")
+    p.add_argument("--runs", default="runs/bench_pde", help="folder of the per-sample predict outputs")
     a = p.parse_args()
+    global OUT_DIR, RUNS_DIR
+    OUT_DIR, RUNS_DIR = RESULTS / a.out, REPO / a.runs
     tune(a) if a.cmd == "tune" else compare(a)
 
 

@@ -29,6 +29,11 @@ def orders(e: list[float]) -> list[float]:
 
 
 def main() -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="", help="subfolder of benchmarks/results (quick suite: quick)")
+    out_dir = RESULTS / p.parse_args().out
     res: dict = {}
     for name, k in (("poisson", 0.0), ("helmholtz_k1", 1.0)):
         errs = []
@@ -60,8 +65,8 @@ def main() -> None:
         "max_rel_energy_change": ((s.energy(w1) - s.energy(g)) / s.energy(g)).abs().max().item(),
         "max_rel_enstrophy_change": ((s.enstrophy(w1) - s.enstrophy(g)) / s.enstrophy(g)).abs().max().item(),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pde_validation.json").write_text(json.dumps(res, indent=2) + "\n")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "pde_validation.json").write_text(json.dumps(res, indent=2) + "\n")
     md = ["| solver | max error at n = 17 / 33 / 65 / 129 | observed order |", "|---|---|---|"]
     for k in ("poisson", "helmholtz_k1", "darcy_variable_a"):
         md.append(f"| {k} | {' / '.join(f'{e:.2e}' for e in res[k]['max_errors'])} | "
@@ -71,7 +76,7 @@ def main() -> None:
     md.append(f"Taylor-Green vortex (64x64, nu = 1e-3, dt = 5e-3, T = 1): max error vs analytic decay {tg['max_error_vs_analytic']:.1e}.  ")
     md.append(f"Inviscid, unforced (64x64, dt = 5e-3, T = 1, 4 GRF initial fields): relative energy change "
               f"{cons['max_rel_energy_change']:.1e}, enstrophy change {cons['max_rel_enstrophy_change']:.1e}.")
-    (RESULTS / "pde_validation.md").write_text("\n".join(md) + "\n")
+    (out_dir / "pde_validation.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-PROBLEMS = {"darcy": {"weights": "darcy64", "zeta": 1.0}}
+PROBLEMS = {"darcy": {"weights": "darcy64", "zeta": 1.0}, "helmholtz": {"weights": "helmholtz64", "zeta": 1.0}}
 DIRECTIONS = {"forward": 0, "inverse": 1}
 
 

@@ -142,8 +142,10 @@ def test_vorticity_group_flips_sign_under_reflection():
         assert torch.equal(g.act(e.inverse(), g.act(e, w)), w)
 
 
-def test_tiny_pde_predict_end_to_end(tmp_path):
-    """A random tiny joint prior on 16x16 Poisson fields through `equireg predict`."""
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_tiny_pde_predict_end_to_end(tmp_path, with_residual):
+    """A random tiny joint prior on 16x16 Poisson fields through `equireg predict` (optionally
+    with PDE-residual guidance, whose normalization comes from the datamodule)."""
     import json
 
     from safetensors.torch import save_file
@@ -167,7 +169,47 @@ def test_tiny_pde_predict_end_to_end(tmp_path):
           "--model.init_args.solver.init_args.num_steps", "3",
           "--data.init_args.problem", "poisson", "--data.init_args.resolution", "16",
           "--data.init_args.num_train", "4", "--data.init_args.num_val", "2", "--data.init_args.num_test", "3",
-          "--data.init_args.cache_dir", str(tmp_path / "cache")])
+          "--data.init_args.cache_dir", str(tmp_path / "cache")]
+         + (["--model.init_args.pde_residual",
+             '{"class_path": "equireg_lit.pde.PDEResidual", "init_args": {"problem": "poisson", "weight": 0.001}}']
+            if with_residual else []))
     summary = json.loads((tmp_path / "predictions" / "summary.json").read_text())
     assert summary["num_samples"] == 3 and "rel_l2_a" in summary and "rel_l2_u" in summary
     assert (tmp_path / "predictions" / "samples" / "00002_recon.png").is_file()
+
+
+@pytest.mark.parametrize("problem", ["poisson", "helmholtz"])
+def test_residual_vanishes_on_generated_pairs_and_not_on_perturbed(problem):
+    from equireg_lit.pde import generate, residual
+
+    f = generate(problem, 2, 17, torch.Generator().manual_seed(0))
+    r = residual(problem, f[:, 0], f[:, 1])
+    assert r.abs().max() < 1e-8 * f[:, 0].abs().max()
+    bumped = f[:, 1].clone()
+    bumped[:, 8, 8] += 1e-3
+    assert residual(problem, f[:, 0], bumped).abs().max() > 1.0
+
+
+def test_darcy_residual_zero_for_constant_coefficient_and_guidance_lowers_it():
+    from equireg_lit.pde import PDEResidual, residual
+
+    a = torch.full((1, 17, 17), 3.0, dtype=torch.float64)
+    u = solve_darcy(a)
+    assert residual("darcy", a, u).abs().max() < 1e-6
+    # one gradient step on the residual term moves a perturbed u toward lower residual
+    term = PDEResidual("darcy", weight=1.0, mean=[0.0, 0.0], std=[1.0, 1.0])
+    x = torch.stack([a, u + 0.01 * torch.randn(u.shape, generator=torch.Generator().manual_seed(0), dtype=u.dtype)], 1).float().requires_grad_(True)
+    before = term(x)
+    (g,) = torch.autograd.grad(before.sum(), x)
+    assert term(x.detach() - 1e-6 * g) < before
+
+
+def test_residual_rejects_navier_stokes_and_unbound_normalization():
+    from equireg_lit.pde import PDEResidual
+
+    with pytest.raises(ValueError, match="Navier-Stokes relates a and u"):
+        PDEResidual("navier_stokes")
+    with pytest.raises(RuntimeError, match="normalization"):
+        PDEResidual("poisson")(torch.zeros(1, 2, 8, 8))
+    with pytest.raises(ValueError, match=r"\[B, 2, n, n\]"):
+        PDEResidual("poisson", mean=[0, 0], std=[1, 1])(torch.zeros(1, 1, 8, 8))

@@ -7,6 +7,7 @@ from equireg_lit.diffusion.priors import (
     GuidedDiffusionPrior,
     resolve_weights,
 )
+from equireg_lit.diffusion.deepinv_adapter import DeepinvDenoiser
 from equireg_lit.diffusion.schedule import NoiseSchedule
 
-__all__ = ["NoiseSchedule", "DiffusionPrior", "GaussianPrior", "DiffusersUNetPrior", "GuidedDiffusionPrior", "resolve_weights"]
+__all__ = ["NoiseSchedule", "DiffusionPrior", "GaussianPrior", "DiffusersUNetPrior", "GuidedDiffusionPrior", "resolve_weights", "DeepinvDenoiser"]

@@ -10,6 +10,7 @@ from deepinv.physics import Physics
 from torch import Tensor
 
 from equireg_lit.diffusion.priors import DiffusionPrior
+from equireg_lit.pde.residual import PDEResidual
 from equireg_lit.physics.operators import simulate
 from equireg_lit.regularizer import EquiReg
 from equireg_lit.regularizer.functions import PriorDenoiser
@@ -37,6 +38,8 @@ class PosteriorSampler(pl.LightningModule):
             with ``img_size_chw`` and ``noise_sigma``).
         solver: Posterior sampler, e.g. ``equireg_lit.solvers.DPS``.
         regularizer: EquiReg penalty added to the data term, or None for the plain solver.
+        pde_residual: PDE-residual guidance term (``equireg_lit.pde.PDEResidual``), or None;
+            its normalization is taken from the datamodule when not configured.
         seed: Base seed; each sample's streams derive from (seed, dataset index).
         mode: ``benchmark`` (simulate y from ground truth) or ``measurement`` (y given).
     """
@@ -47,6 +50,7 @@ class PosteriorSampler(pl.LightningModule):
         operator: Physics,
         solver: Solver,
         regularizer: EquiReg | None = None,
+        pde_residual: PDEResidual | None = None,
         seed: int = 0,
         mode: Literal["benchmark", "measurement"] = "benchmark",
     ):
@@ -55,6 +59,7 @@ class PosteriorSampler(pl.LightningModule):
         self.operator = operator
         self.solver = solver
         self.regularizer = regularizer
+        self.pde_residual = pde_residual
         self.seed = seed
         self.mode = mode
         if regularizer is not None:
@@ -79,6 +84,9 @@ class PosteriorSampler(pl.LightningModule):
 
     def on_predict_start(self) -> None:
         self.prior.eval()
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if self.pde_residual is not None and getattr(dm, "mean", None) is not None:
+            self.pde_residual.bind_normalization(dm.mean, dm.std)
         if self.regularizer is not None and isinstance(self.regularizer.f, torch.nn.Module):
             self.regularizer.f.eval()
 
@@ -119,7 +127,7 @@ class PosteriorSampler(pl.LightningModule):
         guidance = None
         if self.solver is not None:
             reg_gens = [sample_generator(self.seed, i, STREAM_REGULARIZER) for i in indices]
-            guidance = Guidance(self.operator, y, self.regularizer, reg_gens)
+            guidance = Guidance(self.operator, y, self.regularizer, reg_gens, residual=self.pde_residual)
         gens = [sample_generator(self.seed, i, STREAM_SOLVER) for i in indices]
         bar = self._step_bar(batch_idx)
         out = self.solver.sample(

@@ -20,13 +20,14 @@ from equireg_lit.regularizer import EquiReg
 
 
 class Guidance:
-    """Per-sample measurement loss ``||y_i - A(x_i)|| + reg_i(x_i)`` (DESIGN.md §1).
+    """Per-sample measurement loss ``||y_i - A(x_i)|| + residual_i(x_i) + reg_i(x_i)`` (DESIGN.md §1).
 
     Args:
         physics: Forward operator with ``A(x)`` (deepinv ``Physics`` vocabulary).
         y: Measurements ``[B, ...]``.
         regularizer: Optional EquiReg penalty, added to each sample's data term.
         reg_generators: One generator per sample for the group draws (batch-independent results).
+        residual: Optional per-sample physics term (e.g. ``equireg_lit.pde.PDEResidual``).
     """
 
     def __init__(
@@ -35,11 +36,13 @@ class Guidance:
         y: Tensor,
         regularizer: EquiReg | None = None,
         reg_generators: list[torch.Generator] | None = None,
+        residual: Callable[[Tensor], Tensor] | None = None,
     ):
         self.physics = physics
         self.y = y
         self.regularizer = regularizer
         self.reg_generators = reg_generators
+        self.residual = residual
 
     def data_term(self, x0: Tensor) -> Tensor:
         """``||y_i - A(x0_i)||`` per sample (the norm, not its square, as in DPS)."""
@@ -49,6 +52,8 @@ class Guidance:
     def loss(self, x0: Tensor, step: int, total_steps: int) -> Tensor:
         """Per-sample loss whose gradient drives guidance."""
         loss = self.data_term(x0)
+        if self.residual is not None:
+            loss = loss + self.residual(x0)
         if self.regularizer is not None:
             loss = loss + self.regularizer(x0, step=step, total_steps=total_steps, generator=self.reg_generators)
         return loss

@@ -1,0 +1,207 @@
+"""One entry point for every benchmark: ``python -m benchmarks.run --suite quick|full``.
+
+quick (under 10 minutes on 2 CPU cores; results under benchmarks/results/quick/): DPS vs DPS +
+EquiReg (probe f, denoiser f) on 16 MNIST test digits for box inpainting and SR x4 at 20 steps
+with the committed validation-tuned zeta/alpha; cost ratios and throughput at batch 1/4/16; the
+deepinv DPS peer run (50 steps, 8 digits); PDE solver validation; a Darcy comparison on 8 test
+samples at 20 steps.
+
+full (hours; results under benchmarks/results/, README sections regenerated): 7 MNIST tasks x
+steps 20/50/100/1000 x the three methods on 100 test digits. zeta is tuned per task and step
+count on validation digits (16 digits, 8 at 1000 steps; grid = the 50-step choice scaled by
+50/steps, times 1/3, 1, 3); alpha per task and f is tuned on 32 validation digits at 50 steps and
+reused at every step count. Then cost (median of 3, batches 1/4/16/64), the peer run at 1000
+steps, PDE comparisons (Darcy, Helmholtz at 20 and 50 steps). Every stage resumes: finished
+samples are kept on disk (runs/), so an interrupted suite picks up where it stopped.
+
+    python -m benchmarks.run --suite quick
+    python -m benchmarks.run --suite full [--only quality cost peer pde report] [--steps 20 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+TASKS = ["box_inpainting", "random_inpainting", "sr4", "gaussian_blur", "motion_blur", "phase_retrieval", "hdr"]
+SUITES = {
+    "quick": {"tasks": ["box_inpainting", "sr4"], "steps": [20], "n": 16, "tune": False, "out": "quick",
+              "cost": ["--repeats", "1", "--steps", "10", "--batch", "8", "--batches", "1", "4", "16"],
+              "peer": ["--task", "box_inpainting", "--steps", "50", "--n", "8", "--batch", "8"],
+              "pde": [["-m", "benchmarks.pde_validation", "--out", "quick"],
+                      ["-m", "benchmarks.pde_restoration", "--out", "quick", "--runs", "runs/bench_quick_pde",
+                       "compare", "--problem", "darcy", "--steps", "20", "--n", "8"]]},
+    "full": {"tasks": TASKS, "steps": [20, 50, 100, 1000], "n": 100, "tune": True, "out": "",
+             "cost": ["--repeats", "3", "--steps", "50", "--batch", "16", "--batches", "1", "4", "16", "64"],
+             "peer": ["--task", "box_inpainting", "--steps", "1000", "--n", "16", "--batch", "16"],
+             "pde": [["-m", "benchmarks.pde_validation"],
+                     ["-m", "benchmarks.pde_restoration", "compare", "--problem", "darcy", "--steps", "20", "50"],
+                     ["-m", "benchmarks.pde_restoration", "tune", "--problem", "helmholtz", "--direction", "forward",
+                      "--steps", "50", "--n", "20", "--zetas", "0.3", "1", "3", "--alphas", "0.01", "0.1"],
+                     ["-m", "benchmarks.pde_restoration", "tune", "--problem", "helmholtz", "--direction", "inverse",
+                      "--steps", "50", "--n", "20", "--zetas", "0.3", "1", "3", "--alphas", "0.01", "0.1"],
+                     ["-m", "benchmarks.pde_restoration", "compare", "--problem", "helmholtz", "--steps", "20", "50"]]},
+}
+VARIANTS = ("probe", "denoiser")
+
+
+def sh(args: list[str]) -> None:
+    """Run one benchmark module in a fresh interpreter (isolated globals, one log line per stage)."""
+    print(f"[benchmarks.run] {' '.join(args)}", flush=True)
+    subprocess.run([sys.executable, *args], cwd=REPO, check=True)
+
+
+def restoration(*args: str) -> list[str]:
+    return ["-m", "benchmarks.mnist32_restoration", *args]
+
+
+def tuned(task: str, steps: int, variant: str = "denoiser") -> dict | None:
+    f = RESULTS / f"mnist32_tune_{task}_s{steps}{'' if variant == 'denoiser' else '_' + variant}.json"
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+def zeta_grid(task: str, steps: int) -> list[str]:
+    """The 50-step zeta scaled by 50 / steps (guidance acts once per step), times 1/3, 1 and 3."""
+    base = tuned(task, 50)["best_zeta"] * 50 / steps
+    return [f"{v:.2g}" for v in (base / 3, base, base * 3)]
+
+
+def tune_stage(tasks: list[str], steps_list: list[int]) -> None:
+    """Validation tuning that is missing: alpha per f at 50 steps, zeta at every other step count."""
+    for task in tasks:
+        if tuned(task, 50, "probe") is None:
+            sh(restoration("--variant", "probe", "tune", "--task", task, "--steps", "50", "--n", "32",
+                           "--zetas", str(tuned(task, 50)["best_zeta"]), "--alphas", "0.001", "0.01", "0.1", "1"))
+        for steps in steps_list:
+            if steps != 50 and tuned(task, steps) is None:
+                n = "8" if steps >= 1000 else "16"
+                sh(restoration("--batch-size", n, "tune", "--task", task, "--steps", str(steps), "--n", n,
+                               "--zetas", *zeta_grid(task, steps), "--alphas"))
+
+
+def quality_stage(suite: dict, tasks: list[str], steps_list: list[int]) -> None:
+    if suite["tune"]:
+        tune_stage(tasks, steps_list)
+    runs = "runs/bench" if not suite["out"] else f"runs/bench_{suite['out']}"
+    for steps in steps_list:  # cheapest step counts first: a stopped full suite still fills whole rows
+        for variant in VARIANTS:
+            extra = [] if steps == 50 or not suite["tune"] else ["--tune-steps", str(steps), "--alpha-steps", "50"]
+            if not suite["tune"]:
+                extra = ["--tune-steps", "50"]
+            sh(restoration("--variant", variant, "--batch-size", "50" if steps >= 1000 else "16",
+                           "--out", suite["out"], "--runs", runs,
+                           "compare", "--tasks", *tasks, "--steps", str(steps), "--n", str(suite["n"]), *extra))
+
+
+def report(out_dir: Path, tasks: list[str], steps_list: list[int]) -> None:
+    """One table and one plot over every (task, steps) cell: paired differences to DPS per f."""
+    rows = []
+    for steps in steps_list:
+        by_variant = {}
+        for variant in VARIANTS:
+            f = out_dir / f"mnist32_compare_s{steps}{'' if variant == 'denoiser' else '_' + variant}.json"
+            by_variant[variant] = {r["task"]: r for r in json.loads(f.read_text())["rows"]} if f.is_file() else {}
+        for task in tasks:
+            cell = {v: by_variant[v].get(task) for v in VARIANTS}
+            rows.append({"task": task, "steps": steps, **cell})
+    (out_dir / "mnist32_quality.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+    def diff(r: dict | None, key: str, fmt: str) -> str:
+        if r is None:
+            return "not run"
+        d = r["diff"][key]
+        return f"{d['mean_diff']:{fmt}} [{d['ci95'][0]:{fmt}}, {d['ci95'][1]:{fmt}}]"
+
+    lines = ["| task | steps | n | zeta | alpha probe / denoiser | PSNR DPS | ΔPSNR probe [95% CI] | ΔPSNR denoiser [95% CI] | "
+             "ΔSSIM probe | ΔSSIM denoiser | digit acc. DPS / probe / denoiser |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        any_r = r["denoiser"] or r["probe"]
+        if any_r is None:
+            lines.append(f"| {r['task']} | {r['steps']} | — | — | — | not run | not run | not run | not run | not run | — |")
+            continue
+        acc = [any_r["digit_accuracy"]["dps"]] + [r[v]["digit_accuracy"]["equireg"] if r[v] else None for v in VARIANTS]
+        alphas = " / ".join(str(r[v]["alpha"]) if r[v] else "—" for v in VARIANTS)
+        lines.append(
+            f"| {r['task']} | {r['steps']} | {any_r['n']} | {any_r['zeta']} | {alphas} | {any_r['dps']['psnr'][0]:.2f} | "
+            f"{diff(r['probe'], 'psnr', '+.2f')} | {diff(r['denoiser'], 'psnr', '+.2f')} | "
+            f"{diff(r['probe'], 'ssim', '+.3f')} | {diff(r['denoiser'], 'ssim', '+.3f')} | "
+            + " / ".join("—" if a is None else f"{a:.2f}" for a in acc) + " |")
+    (out_dir / "mnist32_quality.md").write_text(
+        "\n".join(lines) + "\n\nΔ = DPS + EquiReg − DPS on the same test digits, seeds and measurements "
+        "(paired, 95 % t-interval). Plot: mnist32_quality.png.\n")
+    plot(rows, out_dir / "mnist32_quality.png")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({r["task"] for r in rows}, key=[r["task"] for r in rows].index)
+    cols = min(4, len(tasks))
+    fig, axes = plt.subplots(math.ceil(len(tasks) / cols), cols, figsize=(3.2 * cols, 2.6 * math.ceil(len(tasks) / cols)),
+                             squeeze=False)
+    for ax, task in zip(axes.flat, tasks, strict=False):
+        for k, variant in enumerate(VARIANTS):
+            pts = [(r["steps"], r[variant]["diff"]["psnr"]) for r in rows if r["task"] == task and r[variant]]
+            if pts:
+                xs = [p[0] * (1.06 if k else 0.94) for p in pts]
+                ys = [p[1]["mean_diff"] for p in pts]
+                err = [[y - p[1]["ci95"][0] for y, p in zip(ys, pts, strict=True)],
+                       [p[1]["ci95"][1] - y for y, p in zip(ys, pts, strict=True)]]
+                ax.errorbar(xs, ys, yerr=err, fmt="o-", capsize=3, label=f"f = {variant}")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("steps", fontsize=8)
+        ax.set_ylabel("ΔPSNR vs DPS (dB)", fontsize=8)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", choices=list(SUITES), required=True)
+    p.add_argument("--only", nargs="+", choices=["quality", "cost", "peer", "pde", "report"], default=None,
+                   help="run only these stages (default: all)")
+    p.add_argument("--tasks", nargs="+", choices=TASKS, default=None, help="MNIST tasks (default: the suite's)")
+    p.add_argument("--steps", type=int, nargs="+", default=None, help="step counts (default: the suite's)")
+    a = p.parse_args()
+    suite = SUITES[a.suite]
+    tasks, steps_list = a.tasks or suite["tasks"], a.steps or suite["steps"]
+    stages = a.only or ["quality", "cost", "peer", "pde", "report"]
+    out_dir = RESULTS / suite["out"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    t0 = time.perf_counter()
+    if "quality" in stages:
+        quality_stage(suite, tasks, steps_list)
+    if "cost" in stages:
+        sh(["-m", "benchmarks.cost", *suite["cost"], "--out", suite["out"]])
+    if "peer" in stages:
+        sh(["-m", "benchmarks.peer", *suite["peer"], "--out", suite["out"]])
+    if "pde" in stages:
+        for cmd in suite["pde"]:
+            sh(cmd)
+    if "report" in stages:
+        report(out_dir, suite["tasks"], suite["steps"])
+        if a.suite == "full":
+            sh(["-m", "benchmarks.update_readme"])
+    print(f"[benchmarks.run] suite {a.suite} done in {time.perf_counter() - t0:.0f} s; results in {out_dir}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
