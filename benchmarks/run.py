@@ -45,9 +45,9 @@ SUITES = {
              "pde": [["-m", "benchmarks.pde_validation"],
                      ["-m", "benchmarks.pde_restoration", "compare", "--problem", "darcy", "--steps", "20", "50"],
                      ["-m", "benchmarks.pde_restoration", "tune", "--problem", "helmholtz", "--direction", "forward",
-                      "--steps", "50", "--n", "20", "--zetas", "0.3", "1", "3", "--alphas", "0.01", "0.1"],
+                      "--steps", "50", "--n", "20", "--zetas", "0.1", "0.3", "1", "3", "--alphas", "0.01", "0.1", "1"],
                      ["-m", "benchmarks.pde_restoration", "tune", "--problem", "helmholtz", "--direction", "inverse",
-                      "--steps", "50", "--n", "20", "--zetas", "0.3", "1", "3", "--alphas", "0.01", "0.1"],
+                      "--steps", "50", "--n", "20", "--zetas", "0.1", "0.3", "1", "3", "--alphas", "0.01", "0.1", "1"],
                      ["-m", "benchmarks.pde_restoration", "compare", "--problem", "helmholtz", "--steps", "20", "50"]]},
 }
 VARIANTS = ("probe", "denoiser")
