@@ -25,10 +25,15 @@ TARGET = {"forward": "rel_l2_u", "inverse": "rel_l2_a"}
 
 
 def run(problem: str, direction: str, equireg: bool, steps: int, split: str, n: int, zeta: float,
-        alpha: float | None = None) -> dict[int, dict]:
+        alpha: float | None = None, residual_weight: float | None = None) -> dict[int, dict]:
+    """One config on one split; ``residual_weight`` adds PDE-residual guidance (DiffusionPDE's term)."""
     name = f"{problem}64_{direction}_{'dps_equireg' if equireg else 'dps'}"
-    root = RUNS_DIR / split / f"{name}_s{steps}_z{zeta}_a{alpha}"
-    return predict_metrics(name, root, steps, split, n, zeta, alpha if equireg else None, [])
+    extra, tag = [], ""
+    if residual_weight is not None:
+        spec = {"class_path": "equireg_lit.pde.PDEResidual", "init_args": {"problem": problem, "weight": residual_weight}}
+        extra, tag = ["--model.init_args.pde_residual", json.dumps(spec)], f"_r{residual_weight}"
+    root = RUNS_DIR / split / f"{name}_s{steps}_z{zeta}_a{alpha}{tag}"
+    return predict_metrics(name, root, steps, split, n, zeta, alpha if equireg else None, extra)
 
 
 def tune(a: argparse.Namespace) -> None:
@@ -42,6 +47,10 @@ def tune(a: argparse.Namespace) -> None:
         m = run(a.problem, a.direction, True, a.steps, "val", a.n, best_z, al)
         out["equireg"][str(al)] = mean_se([r[key] for r in m.values()])
     out.update(best_zeta=best_z, best_alpha=min(a.alphas, key=lambda al: out["equireg"][str(al)][0]), machine=machine())
+    if a.residual_weights:  # DPS + PDE residual (no EquiReg) at the best zeta
+        out["residual"] = {str(w): mean_se([r[key] for r in run(a.problem, a.direction, False, a.steps, "val", a.n, best_z,
+                                                                  residual_weight=w).values()]) for w in a.residual_weights}
+        out["best_residual_weight"] = min(a.residual_weights, key=lambda w: out["residual"][str(w)][0])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"pde_tune_{a.problem}_{a.direction}_s{a.steps}.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
@@ -60,12 +69,17 @@ def compare(a: argparse.Namespace) -> None:
                          "dps": {k: mean_se([r[k] for r in base.values()]) for k in keys},
                          "equireg": {k: mean_se([r[k] for r in reg.values()]) for k in keys},
                          "diff": {k: paired(base, reg, k) for k in keys}})
+            if t.get("best_residual_weight") is not None:
+                w = t["best_residual_weight"]
+                res = run(a.problem, direction, False, steps, "test", a.n, t["best_zeta"], residual_weight=w)
+                rows[-1].update(residual_weight=w, residual={k: mean_se([r[k] for r in res.values()]) for k in keys},
+                                diff_residual={k: paired(base, res, k) for k in keys})
             print(json.dumps(rows[-1], indent=2), flush=True)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     stem = OUT_DIR / f"pde_compare_{a.problem}"
     stem.with_suffix(".json").write_text(json.dumps({"rows": rows, "machine": machine()}, indent=2) + "\n")
-    lines = ["| problem | direction | steps | target | DPS rel. L2 | DPS+EquiReg rel. L2 | Δ [95% CI] | Darcy a error rate DPS / EquiReg |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| problem | direction | steps | target | DPS rel. L2 | DPS+EquiReg rel. L2 | Δ [95% CI] | Darcy a error rate DPS / EquiReg "
+             "| DPS+residual rel. L2 (weight) | Δ residual [95% CI] |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         k = TARGET[r["direction"]]
         d = r["diff"][k]
@@ -73,7 +87,10 @@ def compare(a: argparse.Namespace) -> None:
               if "error_rate_a" in r["dps"] else "n/a")
         lines.append(f"| {r['problem']} | {r['direction']} | {r['steps']} | {k} | {100 * r['dps'][k][0]:.2f} % ± {100 * r['dps'][k][1]:.2f} | "
                      f"{100 * r['equireg'][k][0]:.2f} % ± {100 * r['equireg'][k][1]:.2f} | "
-                     f"{100 * d['mean_diff']:+.2f} [{100 * d['ci95'][0]:+.2f}, {100 * d['ci95'][1]:+.2f}] | {er} |")
+                     f"{100 * d['mean_diff']:+.2f} [{100 * d['ci95'][0]:+.2f}, {100 * d['ci95'][1]:+.2f}] | {er} | "
+                     + (f"{100 * r['residual'][k][0]:.2f} % ({r['residual_weight']}) | "
+                        f"{100 * r['diff_residual'][k]['mean_diff']:+.2f} [{100 * r['diff_residual'][k]['ci95'][0]:+.2f}, "
+                        f"{100 * r['diff_residual'][k]['ci95'][1]:+.2f}] |" if "residual" in r else "not run | — |"))
     stem.with_suffix(".md").write_text("\n".join(lines) + f"\n\nn = {rows[0]['n']} test samples; machine: {machine()}\n")
 
 
@@ -87,6 +104,8 @@ def main() -> None:
     t.add_argument("--n", type=int, default=20)
     t.add_argument("--zetas", type=float, nargs="+", default=[1.0, 3.0, 10.0])
     t.add_argument("--alphas", type=float, nargs="+", default=[0.1, 1.0])
+    t.add_argument("--residual-weights", type=float, nargs="*", default=[],
+                   help="PDE-residual guidance weights to try for DPS + residual (none: skip)")
     c = sub.add_parser("compare")
     c.add_argument("--problem", default="darcy")
     c.add_argument("--steps", type=int, nargs="+", default=[50, 200])

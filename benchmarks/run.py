@@ -42,21 +42,18 @@ SUITES = {
     "full": {"tasks": TASKS, "steps": [20, 50, 100, 1000], "n": 100, "tune": True, "out": "",
              "cost": ["--repeats", "3", "--steps", "50", "--batch", "16", "--batches", "1", "4", "16", "64"],
              "peer": ["--task", "box_inpainting", "--steps", "1000", "--n", "16", "--batch", "16"],
-             "pde": [["-m", "benchmarks.pde_validation"],
-                     ["-m", "benchmarks.pde_restoration", "compare", "--problem", "darcy", "--steps", "20", "50"],
-                     ["-m", "benchmarks.pde_restoration", "tune", "--problem", "helmholtz", "--direction", "forward",
-                      "--steps", "50", "--n", "20", "--zetas", "0.1", "0.3", "1", "3", "--alphas", "0.01", "0.1", "1"],
-                     ["-m", "benchmarks.pde_restoration", "tune", "--problem", "helmholtz", "--direction", "inverse",
-                      "--steps", "50", "--n", "20", "--zetas", "0.1", "0.3", "1", "3", "--alphas", "0.01", "0.1", "1"],
-                     ["-m", "benchmarks.pde_restoration", "compare", "--problem", "helmholtz", "--steps", "20", "50"]]},
+             "pde": [["-m", "benchmarks.pde_validation"], ["bash", "benchmarks/darcy_all.sh"],
+                     ["bash", "benchmarks/helmholtz_all.sh"]]},
 }
 VARIANTS = ("probe", "denoiser")
 
 
 def sh(args: list[str]) -> None:
-    """Run one benchmark module in a fresh interpreter (isolated globals, one log line per stage)."""
+    """Run one benchmark module in a fresh interpreter (isolated globals, one log line per stage),
+    or a reproduction script (``bash benchmarks/<name>_all.sh``, which train what they need first)."""
     print(f"[benchmarks.run] {' '.join(args)}", flush=True)
-    subprocess.run([sys.executable, *args], cwd=REPO, check=True)
+    cmd = args if args[0] == "bash" else [sys.executable, *args]
+    subprocess.run(cmd, cwd=REPO, check=True, env=os.environ | {"PY": sys.executable})
 
 
 def restoration(*args: str) -> list[str]:
