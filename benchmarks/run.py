@@ -10,8 +10,11 @@ full (hours; results under benchmarks/results/, README sections regenerated): 7 
 steps 20/50/100/1000 x the three methods on 100 test digits. zeta is tuned per task and step
 count on validation digits (16 digits, 8 at 1000 steps; grid = the 50-step choice scaled by
 50/steps, times 1/3, 1, 3); alpha per task and f is tuned on 32 validation digits at 50 steps and
-reused at every step count. Then cost (median of 3, batches 1/4/16/64), the peer run at 1000
-steps, PDE comparisons (Darcy, Helmholtz at 20 and 50 steps). Every stage resumes: finished
+reused at every step count (box inpainting and SR x4 at 1000 steps were tuned by
+benchmarks/mnist32_s1000.sh over 0.3 / 1 / 3). Then cost (median of 3, batches 1/4/16/64), the
+peer run at 1000 steps, PDE validation and comparisons (benchmarks/darcy_all.sh and
+benchmarks/helmholtz_all.sh: 20 and 50 steps; DPS, + EquiReg, and for Helmholtz + PDE
+residual). Every stage resumes: finished
 samples are kept on disk (runs/), so an interrupted suite picks up where it stopped.
 
     python -m benchmarks.run --suite quick
@@ -40,7 +43,7 @@ SUITES = {
                       ["-m", "benchmarks.pde_restoration", "--out", "quick", "--runs", "runs/bench_quick_pde",
                        "compare", "--problem", "darcy", "--steps", "20", "--n", "8"]]},
     "full": {"tasks": TASKS, "steps": [20, 50, 100, 1000], "n": 100, "tune": True, "out": "",
-             "cost": ["--repeats", "3", "--steps", "50", "--batch", "16", "--batches", "1", "4", "16", "64"],
+             "cost": ["--repeats", "3", "--steps", "20", "--batch", "16", "--batches", "1", "4", "16", "64"],
              "peer": ["--task", "box_inpainting", "--steps", "1000", "--n", "16", "--batch", "16"],
              "pde": [["-m", "benchmarks.pde_validation"], ["bash", "benchmarks/darcy_all.sh"],
                      ["bash", "benchmarks/helmholtz_all.sh"]]},
