@@ -12,6 +12,6 @@ fi
 cp runs/score_helmholtz64/helmholtz64.safetensors runs/score_helmholtz64/helmholtz64.json equireg_lit/weights/
 for d in forward inverse; do
   $PY -m benchmarks.pde_restoration tune --problem helmholtz --direction $d --steps 50 --n 20 --zetas 0.1 0.3 1 3 --alphas 0.01 0.1 1 \
-    --residual-weights 0.001 0.003 0.01 0.03
+    --residual-weights 0.001 0.003 0.01 0.03 0.1 0.3 1 3
 done
 $PY -m benchmarks.pde_restoration compare --problem helmholtz --steps 20 50 --n 100

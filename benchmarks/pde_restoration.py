@@ -36,6 +36,35 @@ def run(problem: str, direction: str, equireg: bool, steps: int, split: str, n: 
     return predict_metrics(name, root, steps, split, n, zeta, alpha if equireg else None, extra)
 
 
+def solved_u_error(problem: str, direction: str, steps: int, n: int, zeta: float) -> list[float] | None:
+    """Forward problem: rel. L2 of u obtained by *solving the PDE* from DPS's reconstructed a, per
+    test sample. Tells the two error sources apart: the recovered coefficient vs the prior's
+    (a, u) coupling (when this is far below DPS's own u error, the joint prior is the weak link)."""
+    if direction != "forward":
+        return None
+    import torch
+    from safetensors.torch import load_file
+
+    from equireg_lit.datamodules import PDEDataModule
+    from equireg_lit.pde import relative_l2, solve_darcy, solve_helmholtz
+    from equireg_lit.pde.data import DARCY_VALUES, PARAMS
+
+    dm = PDEDataModule(problem=problem)
+    dm.setup()
+    samples = RUNS_DIR / "test" / f"{problem}64_{direction}_dps_s{steps}_z{zeta}_aNone" / "predictions" / "samples"
+    out = []
+    for i in range(n):
+        f = load_file(str(samples / f"{i:05d}.safetensors"))
+        r, t = (dm.denormalize(f[k][None]).double()[0] for k in ("reconstruction", "truth"))
+        if problem == "darcy":
+            a = torch.where(r[0] > 0.5 * sum(DARCY_VALUES), DARCY_VALUES[1], DARCY_VALUES[0]).double()
+            u = solve_darcy(a[None])[0]
+        else:
+            u = solve_helmholtz(r[0][None], PARAMS[problem].get("k", 0.0))[0]
+        out.append(float(relative_l2(u[None, None], t[1][None, None])))
+    return out
+
+
 def tune(a: argparse.Namespace) -> None:
     key = TARGET[a.direction]
     out: dict = {"problem": a.problem, "direction": a.direction, "steps": a.steps, "n": a.n, "metric": key,
@@ -69,6 +98,9 @@ def compare(a: argparse.Namespace) -> None:
                          "dps": {k: mean_se([r[k] for r in base.values()]) for k in keys},
                          "equireg": {k: mean_se([r[k] for r in reg.values()]) for k in keys},
                          "diff": {k: paired(base, reg, k) for k in keys}})
+            solved = solved_u_error(a.problem, direction, steps, a.n, t["best_zeta"])
+            if solved is not None:
+                rows[-1]["u_solved_from_dps_a"] = mean_se(solved)
             if t.get("best_residual_weight") is not None:
                 w = t["best_residual_weight"]
                 res = run(a.problem, direction, False, steps, "test", a.n, t["best_zeta"], residual_weight=w)
@@ -91,7 +123,11 @@ def compare(a: argparse.Namespace) -> None:
                      + (f"{100 * r['residual'][k][0]:.2f} % ({r['residual_weight']}) | "
                         f"{100 * r['diff_residual'][k]['mean_diff']:+.2f} [{100 * r['diff_residual'][k]['ci95'][0]:+.2f}, "
                         f"{100 * r['diff_residual'][k]['ci95'][1]:+.2f}] |" if "residual" in r else "not run | — |"))
-    stem.with_suffix(".md").write_text("\n".join(lines) + f"\n\nn = {rows[0]['n']} test samples; machine: {machine()}\n")
+    solved = [f"{r['steps']} steps: {100 * r['u_solved_from_dps_a'][0]:.2f} % ± {100 * r['u_solved_from_dps_a'][1]:.2f}"
+              for r in rows if "u_solved_from_dps_a" in r]
+    note = ("\n\nForward problem, u obtained by solving the PDE from DPS's reconstructed a (rel. L2): "
+            + "; ".join(solved) + "." if solved else "")
+    stem.with_suffix(".md").write_text("\n".join(lines) + note + f"\n\nn = {rows[0]['n']} test samples; machine: {machine()}\n")
 
 
 def main() -> None:
