@@ -32,6 +32,14 @@ from equireg_lit.solvers import DPS, Guidance
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def timed_run(prior, op, x, y, reg, steps: int):
+    """One DPS run on the batch ``x`` (measurement ``y``) with the benchmark's seeded streams."""
+    idx = range(x.shape[0])
+    gens = [sample_generator(0, i, STREAM_SOLVER) for i in idx]
+    rg = [sample_generator(0, i, STREAM_REGULARIZER) for i in idx]
+    return DPS(num_steps=steps, zeta=10.0).sample(prior, tuple(x.shape), gens, Guidance(op, y, reg, rg))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=3)
@@ -52,15 +60,12 @@ def main() -> None:
         "equireg_denoiser": EquiReg(PriorDenoiser(20).bind(prior), "hflip", form="equi_plus", alpha=0.01),
         "equireg_probe": EquiReg(probe, "hflip", form="equi", reduction="mse", alpha=0.01),
     }
-    solver = DPS(num_steps=a.steps, zeta=10.0)
     times: dict[str, list[float]] = {k: [] for k in regs}
     net: dict[str, list[float]] = {k: [] for k in regs}
     pure: list[float] = []
     for _ in range(a.repeats):
         for name, reg in regs.items():
-            gens = [sample_generator(0, i, STREAM_SOLVER) for i in idx]
-            rg = [sample_generator(0, i, STREAM_REGULARIZER) for i in idx]
-            out = solver.sample(prior, tuple(x.shape), gens, Guidance(op, y, reg, rg))
+            out = timed_run(prior, op, x, y, reg, a.steps)
             times[name].append(out.total_seconds)
             net[name].append(out.network_seconds)
         t0 = time.perf_counter()
@@ -99,14 +104,9 @@ def throughput(prior, regs: dict, batches: list[int], steps: int, repeats: int, 
     rows = []
     for b in batches:
         x = images[torch.arange(b) % len(images)]
-        idx = list(range(b))
-        y = simulate(op, x, [sample_generator(0, i, STREAM_MEASUREMENT) for i in idx])
+        y = simulate(op, x, [sample_generator(0, i, STREAM_MEASUREMENT) for i in range(b)])
         for name, reg in regs.items():
-            runs = []
-            for _ in range(repeats):
-                gens = [sample_generator(0, i, STREAM_SOLVER) for i in idx]
-                rg = [sample_generator(0, i, STREAM_REGULARIZER) for i in idx]
-                runs.append(DPS(num_steps=steps, zeta=10.0).sample(prior, tuple(x.shape), gens, Guidance(op, y, reg, rg)))
+            runs = [timed_run(prior, op, x, y, reg, steps) for _ in range(repeats)]
             o = sorted(runs, key=lambda r: r.total_seconds)[len(runs) // 2]
             per = b * steps
             rows.append({"batch": b, "method": name, "ms_per_step_per_sample": 1e3 * o.total_seconds / per,

@@ -32,6 +32,22 @@ VARIANT = "denoiser"  # f of the EquiReg configs; "probe": the shipped separatio
 BATCH_SIZE: int | None = None  # None: the config's; results do not depend on it (per-sample generators)
 
 
+def tuning_path(task: str, steps: int, variant: str = "denoiser") -> Path:
+    """Where ``tune`` writes (and everything else reads) one validation tuning result."""
+    return RESULTS / f"mnist32_tune_{task}_s{steps}{'' if variant == 'denoiser' else '_' + variant}.json"
+
+
+def load_tuning(task: str, steps: int, variant: str = "denoiser", missing_ok: bool = False) -> dict | None:
+    """A tuning result; a missing one is None with ``missing_ok``, else an error naming the command."""
+    path = tuning_path(task, steps, variant)
+    if not path.is_file():
+        if missing_ok:
+            return None
+        raise FileNotFoundError(f"no tuning result {path.name}; run: python -m benchmarks.mnist32_restoration "
+                                f"--variant {variant} tune --task {task} --steps {steps}")
+    return json.loads(path.read_text())
+
+
 def variant_args() -> list[str]:
     """CLI overrides that swap the configs' regularizer for the shipped probe's block."""
     if VARIANT == "denoiser":
@@ -135,7 +151,7 @@ def tune(args: argparse.Namespace) -> None:
     out["best_alpha"] = max(args.alphas, key=lambda a: out["equireg"][str(a)][0]) if args.alphas else None
     out["machine"] = machine()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"mnist32_tune_{args.task}_s{args.steps}{'' if VARIANT == 'denoiser' else '_' + VARIANT}.json"
+    path = tuning_path(args.task, args.steps, VARIANT)
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
     write_tune_table()
@@ -157,12 +173,11 @@ def write_tune_table() -> None:
 def compare(args: argparse.Namespace) -> None:
     rows = []
     for task in args.tasks:
-        suffix = "" if VARIANT == "denoiser" else "_" + VARIANT
         tune_steps = args.tune_steps or args.steps
         # zeta: DPS tuned at tune_steps; alpha: this f's tuning at alpha_steps (default the same run).
-        z = json.loads((RESULTS / f"mnist32_tune_{task}_s{tune_steps}.json").read_text())["best_zeta"]
+        z = load_tuning(task, tune_steps)["best_zeta"]
         alpha_steps = args.alpha_steps or tune_steps
-        a = json.loads((RESULTS / f"mnist32_tune_{task}_s{alpha_steps}{suffix}.json").read_text())["best_alpha"]
+        a = load_tuning(task, alpha_steps, VARIANT)["best_alpha"]
         t0 = time.perf_counter()
         base = run(task, False, args.steps, "test", args.n, z, None)
         t1 = time.perf_counter()

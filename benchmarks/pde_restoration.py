@@ -42,12 +42,11 @@ def solved_u_error(problem: str, direction: str, steps: int, n: int, zeta: float
     (a, u) coupling (when this is far below DPS's own u error, the joint prior is the weak link)."""
     if direction != "forward":
         return None
-    import torch
     from safetensors.torch import load_file
 
     from equireg_lit.datamodules import PDEDataModule
     from equireg_lit.pde import relative_l2, solve_darcy, solve_helmholtz
-    from equireg_lit.pde.data import DARCY_VALUES, PARAMS
+    from equireg_lit.pde.data import PARAMS, darcy_binarize
 
     dm = PDEDataModule(problem=problem)
     dm.setup()
@@ -57,8 +56,7 @@ def solved_u_error(problem: str, direction: str, steps: int, n: int, zeta: float
         f = load_file(str(samples / f"{i:05d}.safetensors"))
         r, t = (dm.denormalize(f[k][None]).double()[0] for k in ("reconstruction", "truth"))
         if problem == "darcy":
-            a = torch.where(r[0] > 0.5 * sum(DARCY_VALUES), DARCY_VALUES[1], DARCY_VALUES[0]).double()
-            u = solve_darcy(a[None])[0]
+            u = solve_darcy(darcy_binarize(r[0])[None])[0]
         else:
             u = solve_helmholtz(r[0][None], PARAMS[problem].get("k", 0.0))[0]
         out.append(float(relative_l2(u[None, None], t[1][None, None])))

@@ -15,15 +15,15 @@ Writes benchmarks/results/<out>/peer_<task>_s<steps>.{json,md}.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import time
 from pathlib import Path
 
 import torch
 import yaml
+from lightning.pytorch.cli import instantiate_class
 
-from benchmarks.mnist32_restoration import machine, mean_se, paired
+from benchmarks.mnist32_restoration import load_tuning, machine, mean_se, paired
 from equireg_lit.callbacks.prediction_writer import image_metrics
 from equireg_lit.datasets import mnist32, split_indices
 from equireg_lit.diffusion import DeepinvDenoiser, DiffusersUNetPrior
@@ -38,17 +38,12 @@ RESULTS = REPO / "benchmarks" / "results"
 def config_operator(task: str):
     """The operator of the shipped predict config for ``task`` (so every benchmark uses the same one)."""
     spec = yaml.safe_load((REPO / "configs" / "predict" / f"mnist32_{task}_dps.yaml").read_text())["model"]["init_args"]
-    op = spec["operator"]
-    module, name = op["class_path"].rsplit(".", 1)
-    return getattr(importlib.import_module(module), name)(**op.get("init_args", {}))
+    return instantiate_class((), spec["operator"])
 
 
 def tuned_zeta(task: str, steps: int) -> tuple[float, int]:
-    for s in (steps, 50):
-        f = RESULTS / f"mnist32_tune_{task}_s{s}.json"
-        if f.is_file():
-            return json.loads(f.read_text())["best_zeta"], s
-    raise FileNotFoundError(f"no zeta tuning for {task}; run benchmarks.mnist32_restoration tune first")
+    tuned = load_tuning(task, steps, missing_ok=True)
+    return (tuned["best_zeta"], steps) if tuned else (load_tuning(task, 50)["best_zeta"], 50)
 
 
 def run_peer(task: str, steps: int, n: int, batch: int, out_dir: Path) -> dict:

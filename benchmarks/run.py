@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.mnist32_restoration import load_tuning
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 TASKS = ["box_inpainting", "random_inpainting", "sr4", "gaussian_blur", "motion_blur", "phase_retrieval", "hdr"]
@@ -64,8 +66,7 @@ def restoration(*args: str) -> list[str]:
 
 
 def tuned(task: str, steps: int, variant: str = "denoiser") -> dict | None:
-    f = RESULTS / f"mnist32_tune_{task}_s{steps}{'' if variant == 'denoiser' else '_' + variant}.json"
-    return json.loads(f.read_text()) if f.is_file() else None
+    return load_tuning(task, steps, variant, missing_ok=True)
 
 
 def zeta_grid(task: str, steps: int) -> list[str]:
@@ -93,9 +94,8 @@ def quality_stage(suite: dict, tasks: list[str], steps_list: list[int]) -> None:
     runs = "runs/bench" if not suite["out"] else f"runs/bench_{suite['out']}"
     for steps in steps_list:  # cheapest step counts first: a stopped full suite still fills whole rows
         for variant in VARIANTS:
-            extra = [] if steps == 50 or not suite["tune"] else ["--tune-steps", str(steps), "--alpha-steps", "50"]
-            if not suite["tune"]:
-                extra = ["--tune-steps", "50"]
+            # tuned suite: zeta at this step count, alpha at 50; quick: the committed 50-step tuning
+            extra = ["--alpha-steps", "50"] if suite["tune"] else ["--tune-steps", "50"]
             sh(restoration("--variant", variant, "--batch-size", "50" if steps >= 1000 else "16",
                            "--out", suite["out"], "--runs", runs,
                            "compare", "--tasks", *tasks, "--steps", str(steps), "--n", str(suite["n"]), *extra))

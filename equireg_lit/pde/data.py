@@ -48,7 +48,12 @@ def relative_l2(pred: Tensor, true: Tensor) -> Tensor:
     return (pred - true).flatten(2).norm(dim=-1) / true.flatten(2).norm(dim=-1).clamp_min(1e-12)
 
 
+def darcy_binarize(a: Tensor) -> Tensor:
+    """A reconstructed Darcy coefficient snapped to its two values at their midpoint."""
+    lo, hi = DARCY_VALUES
+    return torch.where(a > 0.5 * (lo + hi), hi, lo).to(a.dtype)
+
+
 def darcy_error_rate(a_pred: Tensor, a_true: Tensor) -> Tensor:
     """Fraction of pixels whose binary Darcy coefficient is wrong after thresholding at the midpoint."""
-    mid = 0.5 * sum(DARCY_VALUES)
-    return ((a_pred > mid) != (a_true > mid)).flatten(1).float().mean(dim=1)
+    return (darcy_binarize(a_pred) != darcy_binarize(a_true)).flatten(1).float().mean(dim=1)

@@ -12,8 +12,17 @@ import torch
 from torch import Tensor, nn
 
 from equireg_lit.pde.data import PARAMS
+from equireg_lit.pde.elliptic import darcy_operator
 
 RESIDUAL_PROBLEMS = ("darcy", "poisson", "helmholtz")
+
+
+def check_problem(problem: str) -> None:
+    if problem not in RESIDUAL_PROBLEMS:
+        raise ValueError(
+            f"PDE residual guidance supports {', '.join(RESIDUAL_PROBLEMS)}, not {problem!r} "
+            "(Navier-Stokes relates a and u through a time integration, not a local stencil)"
+        )
 
 
 def laplacian(u: Tensor, h: float) -> Tensor:
@@ -35,17 +44,10 @@ def residual(problem: str, a: Tensor, u: Tensor) -> Tensor:
     if problem == "helmholtz":
         k = PARAMS["helmholtz"]["k"]
         return laplacian(u, h) + k**2 * u[..., 1:-1, 1:-1] - a[..., 1:-1, 1:-1]
-    if problem == "darcy":
-        ax = 0.5 * (a[..., :, 1:] + a[..., :, :-1])
-        ay = 0.5 * (a[..., 1:, :] + a[..., :-1, :])
-        fx = ax * (u[..., :, 1:] - u[..., :, :-1])
-        fy = ay * (u[..., 1:, :] - u[..., :-1, :])
-        div = (fx[..., 1:-1, 1:] - fx[..., 1:-1, :-1] + fy[..., 1:, 1:-1] - fy[..., :-1, 1:-1]) / h**2
-        return -div - PARAMS["darcy"]["f"]
-    raise ValueError(
-        f"PDE residual guidance supports {', '.join(RESIDUAL_PROBLEMS)}, not {problem!r} "
-        "(Navier-Stokes relates a and u through a time integration, not a local stencil)"
-    )
+    check_problem(problem)  # darcy
+    ax = 0.5 * (a[..., :, 1:] + a[..., :, :-1])
+    ay = 0.5 * (a[..., 1:, :] + a[..., :-1, :])
+    return darcy_operator(u, ax, ay, h)[..., 1:-1, 1:-1] - PARAMS["darcy"]["f"]
 
 
 class PDEResidual(nn.Module):
@@ -65,8 +67,7 @@ class PDEResidual(nn.Module):
     def __init__(self, problem: str, weight: float = 1e-3, mean: list[float] | None = None,
                  std: list[float] | None = None):
         super().__init__()
-        if problem not in RESIDUAL_PROBLEMS:
-            residual(problem, torch.zeros(1, 3, 3), torch.zeros(1, 3, 3))  # raises the explanatory error
+        check_problem(problem)
         self.problem, self.weight = problem, weight
         self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32)
         self.std = None if std is None else torch.tensor(std, dtype=torch.float32)
