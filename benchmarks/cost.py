@@ -1,6 +1,6 @@
 """Cost of EquiReg, measured in one run on one machine (ratios, medians over repeats).
 
-    python -m benchmarks.cost [--repeats 3] [--steps 50] [--batch 16] [--batches 1 4 16 64]
+    python -m benchmarks.cost [--repeats 3] [--steps 50] [--batch 16] [--batches 1 4 16 64] [--device cuda]
 
 DPS on box inpainting of MNIST test digits with the shipped prior, alone and with EquiReg using
 the prior's denoiser or the shipped probe as f; runs are interleaved so machine noise hits all
@@ -32,6 +32,16 @@ from equireg_lit.solvers import DPS, Guidance
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def machine(device: torch.device) -> str:
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU only"
+    return f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {where}"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def timed_run(prior, op, x, y, reg, steps: int):
     """One DPS run on the batch ``x`` (measurement ``y``) with the benchmark's seeded streams."""
     idx = range(x.shape[0])
@@ -47,14 +57,17 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--batches", type=int, nargs="*", default=[1, 4, 16, 64], help="throughput batch sizes")
     p.add_argument("--out", default="", help="subfolder of benchmarks/results (quick suite: quick)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     a = p.parse_args()
     out_dir = RESULTS / a.out
-    prior = DiffusersUNetPrior(weights="mnist32").eval().requires_grad_(False)
+    dev = torch.device(a.device)
+    prior = DiffusersUNetPrior(weights="mnist32").eval().requires_grad_(False).to(dev)
     x = mnist32()[0][split_indices("test")[: a.batch]]
     idx = list(range(a.batch))
     op = BoxInpainting()
-    y = simulate(op, x, [sample_generator(0, i, STREAM_MEASUREMENT) for i in idx])
-    probe = Pretrained(SmallCNN(1, 32, 4, 16), "mnist32_probe_separation").requires_grad_(False)
+    y = simulate(op, x, [sample_generator(0, i, STREAM_MEASUREMENT) for i in idx]).to(dev)
+    x, op = x.to(dev), op.to(dev)
+    probe = Pretrained(SmallCNN(1, 32, 4, 16), "mnist32_probe_separation").requires_grad_(False).to(dev)
     regs = {
         "dps": None,
         "equireg_denoiser": EquiReg(PriorDenoiser(20).bind(prior), "hflip", form="equi_plus", alpha=0.01),
@@ -68,11 +81,13 @@ def main() -> None:
             out = timed_run(prior, op, x, y, reg, a.steps)
             times[name].append(out.total_seconds)
             net[name].append(out.network_seconds)
+        sync(dev)
         t0 = time.perf_counter()
-        t = torch.full((a.batch,), 500)
+        t = torch.full((a.batch,), 500, device=dev)
         for _ in range(a.steps):
             xi = torch.randn_like(x).requires_grad_(True)
             torch.autograd.grad(prior(xi, t).sum(), xi)
+        sync(dev)
         pure.append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     res = {
@@ -82,7 +97,7 @@ def main() -> None:
         "ratio_equireg_denoiser_over_dps": med["equireg_denoiser"] / med["dps"],
         "ratio_equireg_probe_over_dps": med["equireg_probe"] / med["dps"],
         "ratio_dps_over_pure_network": med["dps"] / statistics.median(pure),
-        "setup": vars(a) | {"task": "box_inpainting", "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"},
+        "setup": vars(a) | {"task": "box_inpainting", "machine": machine(dev)},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "cost.json").write_text(json.dumps(res, indent=2) + "\n")
@@ -91,20 +106,22 @@ def main() -> None:
         f"| DPS + EquiReg (denoiser f) / DPS | {res['ratio_equireg_denoiser_over_dps']:.2f} |\n"
         f"| DPS + EquiReg (probe f) / DPS | {res['ratio_equireg_probe_over_dps']:.2f} |\n"
         f"| DPS / pure network forward+backward | {res['ratio_dps_over_pure_network']:.2f} |\n\n"
-        f"Machine: {res['setup']['machine']}, torch {torch.__version__}.\n")
+        f"Machine: {res['setup']['machine']}.\n")
     print(json.dumps(res, indent=2))
     if a.batches:
-        throughput(prior, regs, a.batches, a.steps, a.repeats, out_dir)
+        throughput(prior, regs, a.batches, a.steps, a.repeats, out_dir, dev)
 
 
-def throughput(prior, regs: dict, batches: list[int], steps: int, repeats: int, out_dir: Path) -> None:
+def throughput(prior, regs: dict, batches: list[int], steps: int, repeats: int, out_dir: Path,
+               dev: torch.device) -> None:
     """Seconds per step per sample at each batch size (median over repeats), network vs the rest."""
     images = mnist32()[0][split_indices("test")]
-    op = BoxInpainting()
+    op = BoxInpainting().to(dev)
     rows = []
     for b in batches:
         x = images[torch.arange(b) % len(images)]
-        y = simulate(op, x, [sample_generator(0, i, STREAM_MEASUREMENT) for i in range(b)])
+        y = simulate(op, x.to(dev), [sample_generator(0, i, STREAM_MEASUREMENT) for i in range(b)])
+        x = x.to(dev)
         for name, reg in regs.items():
             runs = [timed_run(prior, op, x, y, reg, steps) for _ in range(repeats)]
             o = sorted(runs, key=lambda r: r.total_seconds)[len(runs) // 2]
@@ -114,7 +131,7 @@ def throughput(prior, regs: dict, batches: list[int], steps: int, repeats: int, 
                          "other_ms": 1e3 * (o.total_seconds - o.network_seconds) / per,
                          "samples_per_second_at_1000_steps": per / o.total_seconds / 1000})
     res = {"rows": rows, "steps": steps, "repeats": repeats, "task": "box_inpainting",
-           "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"}
+           "machine": machine(dev)}
     (out_dir / "throughput.json").write_text(json.dumps(res, indent=2) + "\n")
     lines = ["| batch | method | ms / step / sample | network fwd+bwd | everything else | samples / s at 1000 steps |",
              "|---|---|---|---|---|---|"]

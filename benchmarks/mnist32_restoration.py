@@ -14,7 +14,9 @@ uses the test split with the tuned values and reports paired differences (EquiRe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import fcntl
 import json
 import math
 import platform
@@ -22,6 +24,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from equireg_lit.utils.io import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"  # tuning results (always validation, always here)
 REPO = Path(__file__).resolve().parent.parent
@@ -133,7 +137,21 @@ def digit_accuracy(root_runs: dict[int, dict], recon_dir: Path) -> float | None:
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", CPU only"
+    return f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}{gpu}"
+
+
+@contextlib.contextmanager
+def results_lock():
+    """Serialize read-merge-write of the shared result files: several ``compare``/``tune``
+    processes (one per task) may finish at the same time."""
+    RUNS_DIR.mkdir(parents=True, exist_ok=True)
+    with open(RUNS_DIR / ".results.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def tune(args: argparse.Namespace) -> None:
@@ -150,11 +168,10 @@ def tune(args: argparse.Namespace) -> None:
     # No alphas: zeta only (long step counts, where compare takes alpha from a shorter run's tuning).
     out["best_alpha"] = max(args.alphas, key=lambda a: out["equireg"][str(a)][0]) if args.alphas else None
     out["machine"] = machine()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = tuning_path(args.task, args.steps, VARIANT)
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    with results_lock():
+        atomic_write_text(tuning_path(args.task, args.steps, VARIANT), json.dumps(out, indent=2) + "\n")
+        write_tune_table()
     print(json.dumps(out, indent=2))
-    write_tune_table()
 
 
 def write_tune_table() -> None:
@@ -167,7 +184,7 @@ def write_tune_table() -> None:
         reg = ", ".join(f"{a}: {v[0]:.2f}" for a, v in t["equireg"].items())
         lines.append(f"| {t['task']} | {t.get('variant', 'denoiser')} | {t['steps']} | {t['n']} | {dps} | {reg or 'n/a'} | "
                      f"{t['best_zeta']} / {t['best_alpha']} |")
-    (RESULTS / "mnist32_tune.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(RESULTS / "mnist32_tune.md", "\n".join(lines) + "\n")
 
 
 def compare(args: argparse.Namespace) -> None:
@@ -197,22 +214,29 @@ def compare(args: argparse.Namespace) -> None:
             "seconds_per_sample": {"dps": mean_se([r["seconds"] for r in base.values()])[0],
                                    "equireg": mean_se([r["seconds"] for r in reg.values()])[0]},
             "wall_seconds_this_run": {"dps": t1 - t0, "equireg": t2 - t1},
+            "machine": machine(),
         }
         rows.append(row)
         print(json.dumps(row, indent=2), flush=True)
+    with results_lock():
+        write_compare(rows, args)
+
+
+def write_compare(rows: list[dict], args: argparse.Namespace) -> None:
+    """Merge ``rows`` into the step count's comparison JSON (other tasks' rows are kept) and
+    regenerate its Markdown table."""
     stem = OUT_DIR / f"mnist32_compare_s{args.steps}{'' if VARIANT == 'denoiser' else '_' + VARIANT}"
     if stem.with_suffix(".json").is_file():  # keep other tasks' rows from earlier invocations
         done = {r["task"] for r in rows}
         rows = [r for r in json.loads(stem.with_suffix(".json").read_text())["rows"] if r["task"] not in done] + rows
-    res = {"rows": rows, "machine": machine(), "variant": VARIANT,
+    res = {"rows": rows, "machines": sorted({r["machine"] for r in rows}), "variant": VARIANT,
            "command": f"python -m benchmarks.mnist32_restoration --variant {VARIANT} compare "
            + f"--tasks {' '.join(r['task'] for r in rows)} --steps {args.steps} --n {args.n}"
            + (f" --tune-steps {args.tune_steps}" if args.tune_steps else "")
            + (f" --alpha-steps {args.alpha_steps}" if args.alpha_steps else "")}
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
-    lines = ["| task | steps | zeta | alpha | n | PSNR DPS | PSNR DPS+EquiReg | ΔPSNR [95% CI] | SSIM DPS | SSIM DPS+EquiReg | ΔSSIM [95% CI] | digit acc. DPS / EquiReg | time EquiReg / DPS |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(res, indent=2) + "\n")
+    lines = ["| task | steps | zeta | alpha | n | PSNR DPS | PSNR DPS+EquiReg | ΔPSNR [95% CI] | SSIM DPS | SSIM DPS+EquiReg | ΔSSIM [95% CI] | digit acc. DPS / EquiReg | time EquiReg / DPS | machine |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         dp, ds = r["diff"]["psnr"], r["diff"]["ssim"]
         acc = r["digit_accuracy"]
@@ -223,9 +247,10 @@ def compare(args: argparse.Namespace) -> None:
             f"{r['dps']['psnr'][0]:.2f} ± {r['dps']['psnr'][1]:.2f} | {r['equireg']['psnr'][0]:.2f} ± {r['equireg']['psnr'][1]:.2f} | "
             f"{dp['mean_diff']:+.2f} [{dp['ci95'][0]:+.2f}, {dp['ci95'][1]:+.2f}] | "
             f"{r['dps']['ssim'][0]:.3f} | {r['equireg']['ssim'][0]:.3f} | {ds['mean_diff']:+.3f} [{ds['ci95'][0]:+.3f}, {ds['ci95'][1]:+.3f}] | "
-            f"{acc_s} | {ratio:.2f} |"
+            f"{acc_s} | {ratio:.2f} | {r['machine']} |"
         )
-    stem.with_suffix(".md").write_text("\n".join(lines) + f"\n\nMachine: {res['machine']}. Command: `{res['command']}`\n")
+    atomic_write_text(stem.with_suffix(".md"),
+                      "\n".join(lines) + f"\n\nCommand: `{res['command']}`\n")
 
 
 def main() -> None:

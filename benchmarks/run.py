@@ -88,7 +88,7 @@ def tune_stage(tasks: list[str], steps_list: list[int]) -> None:
                                "--zetas", *zeta_grid(task, steps), "--alphas"))
 
 
-def quality_stage(suite: dict, tasks: list[str], steps_list: list[int]) -> None:
+def quality_stage(suite: dict, tasks: list[str], steps_list: list[int], batch_size: int | None = None) -> None:
     if suite["tune"]:
         tune_stage(tasks, steps_list)
     runs = "runs/bench" if not suite["out"] else f"runs/bench_{suite['out']}"
@@ -96,7 +96,8 @@ def quality_stage(suite: dict, tasks: list[str], steps_list: list[int]) -> None:
         for variant in VARIANTS:
             # tuned suite: zeta at this step count, alpha at 50; quick: the committed 50-step tuning
             extra = ["--alpha-steps", "50"] if suite["tune"] else ["--tune-steps", "50"]
-            sh(restoration("--variant", variant, "--batch-size", "50" if steps >= 1000 else "16",
+            batch = batch_size or (50 if steps >= 1000 else 16)
+            sh(restoration("--variant", variant, "--batch-size", str(batch),
                            "--out", suite["out"], "--runs", runs,
                            "compare", "--tasks", *tasks, "--steps", str(steps), "--n", str(suite["n"]), *extra))
 
@@ -121,11 +122,12 @@ def report(out_dir: Path, tasks: list[str], steps_list: list[int]) -> None:
         return f"{d['mean_diff']:{fmt}} [{d['ci95'][0]:{fmt}}, {d['ci95'][1]:{fmt}}]"
 
     lines = ["| task | steps | n | zeta | alpha probe / denoiser | PSNR DPS | ΔPSNR probe [95% CI] | ΔPSNR denoiser [95% CI] | "
-             "ΔSSIM probe | ΔSSIM denoiser | digit acc. DPS / probe / denoiser |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "ΔSSIM probe | ΔSSIM denoiser | digit acc. DPS / probe / denoiser | device |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         any_r = r["denoiser"] or r["probe"]
         if any_r is None:
-            lines.append(f"| {r['task']} | {r['steps']} | — | — | — | not run | not run | not run | not run | not run | — |")
+            lines.append(f"| {r['task']} | {r['steps']} | — | — | — | not run | not run | not run | not run | not run | — | — |")
             continue
         acc = [any_r["digit_accuracy"]["dps"]] + [r[v]["digit_accuracy"]["equireg"] if r[v] else None for v in VARIANTS]
         alphas = " / ".join(str(r[v]["alpha"]) if r[v] else "—" for v in VARIANTS)
@@ -133,11 +135,17 @@ def report(out_dir: Path, tasks: list[str], steps_list: list[int]) -> None:
             f"| {r['task']} | {r['steps']} | {any_r['n']} | {any_r['zeta']} | {alphas} | {any_r['dps']['psnr'][0]:.2f} | "
             f"{diff(r['probe'], 'psnr', '+.2f')} | {diff(r['denoiser'], 'psnr', '+.2f')} | "
             f"{diff(r['probe'], 'ssim', '+.3f')} | {diff(r['denoiser'], 'ssim', '+.3f')} | "
-            + " / ".join("—" if a is None else f"{a:.2f}" for a in acc) + " |")
+            + " / ".join("—" if a is None else f"{a:.2f}" for a in acc) + f" | {device(r)} |")
     (out_dir / "mnist32_quality.md").write_text(
         "\n".join(lines) + "\n\nΔ = DPS + EquiReg − DPS on the same test digits, seeds and measurements "
         "(paired, 95 % t-interval). Plot: mnist32_quality.png.\n")
     plot(rows, out_dir / "mnist32_quality.png")
+
+
+def device(cell: dict) -> str:
+    """Where a cell's paired runs ran (both methods of one f always run on the same machine)."""
+    names = {r["machine"].split(", ")[-1] for r in (cell["probe"], cell["denoiser"]) if r}
+    return " / ".join(sorted("CPU" if n == "CPU only" else n for n in names))
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -179,6 +187,8 @@ def main() -> None:
                    help="run only these stages (default: all)")
     p.add_argument("--tasks", nargs="+", choices=TASKS, default=None, help="MNIST tasks (default: the suite's)")
     p.add_argument("--steps", type=int, nargs="+", default=None, help="step counts (default: the suite's)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="predict batch size of the test comparisons (default: 16, 50 at 1000 steps; a GPU: 100)")
     a = p.parse_args()
     suite = SUITES[a.suite]
     tasks, steps_list = a.tasks or suite["tasks"], a.steps or suite["steps"]
@@ -188,7 +198,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
     t0 = time.perf_counter()
     if "quality" in stages:
-        quality_stage(suite, tasks, steps_list)
+        quality_stage(suite, tasks, steps_list, a.batch_size)
     if "cost" in stages:
         sh(["-m", "benchmarks.cost", *suite["cost"], "--out", suite["out"]])
     if "peer" in stages:

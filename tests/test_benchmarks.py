@@ -5,11 +5,12 @@ import json
 from benchmarks.run import report
 
 
-def row(task, mean, lo, hi, alpha):
+def row(task, mean, lo, hi, alpha, machine="x86_64, 1 torch threads, torch 2.14.1, CPU only"):
     d = {"mean_diff": mean, "ci95": [lo, hi], "n": 4, "wins": 2}
     return {"task": task, "steps": 20, "zeta": 10.0, "alpha": alpha, "n": 4,
             "dps": {"psnr": [15.0, 0.3], "ssim": [0.5, 0.01]}, "equireg": {"psnr": [15.1, 0.3], "ssim": [0.5, 0.01]},
-            "diff": {"psnr": d, "ssim": d}, "digit_accuracy": {"dps": 0.5, "equireg": 0.75}}
+            "diff": {"psnr": d, "ssim": d}, "digit_accuracy": {"dps": 0.5, "equireg": 0.75},
+            "seconds_per_sample": {"dps": 1.0, "equireg": 1.5}, "machine": machine}
 
 
 def test_report_table_and_plot_from_results(tmp_path):
@@ -19,8 +20,30 @@ def test_report_table_and_plot_from_results(tmp_path):
     md = (tmp_path / "mnist32_quality.md").read_text().splitlines()
     box20 = next(line for line in md if line.startswith("| box_inpainting | 20 |"))
     assert "-1.50 [-2.00, -1.00]" in box20 and "+0.25 [-0.10, +0.60]" in box20 and "0.001 / 0.01" in box20
-    assert "0.50 / 0.75 / 0.75" in box20
+    assert "0.50 / 0.75 / 0.75" in box20 and box20.endswith("| CPU |")
     assert any(line.startswith("| sr4 | 50 |") and "not run" in line for line in md)
     assert (tmp_path / "mnist32_quality.png").stat().st_size > 0
     cells = json.loads((tmp_path / "mnist32_quality.json").read_text())
     assert len(cells) == 4 and cells[0]["probe"]["alpha"] == 0.001
+
+
+def test_compare_results_merge_across_processes_and_name_their_machine(tmp_path, monkeypatch):
+    """Per-task compare processes (one per task on a GPU) merge their rows into one file."""
+    import argparse
+
+    from benchmarks import mnist32_restoration as mr
+
+    monkeypatch.setattr(mr, "OUT_DIR", tmp_path)
+    monkeypatch.setattr(mr, "RUNS_DIR", tmp_path / "runs")
+    args = argparse.Namespace(steps=20, n=4, tune_steps=None, alpha_steps=50)
+    gpu = "x86_64, 2 torch threads, torch 2.11.0, NVIDIA H200"
+    with mr.results_lock():
+        mr.write_compare([row("box_inpainting", 0.25, -0.1, 0.6, 0.01)], args)
+    mr.write_compare([row("hdr", -0.1, -0.2, 0.0, 0.1, machine=gpu)], args)
+    res = json.loads((tmp_path / "mnist32_compare_s20.json").read_text())
+    assert [r["task"] for r in res["rows"]] == ["box_inpainting", "hdr"] and gpu in res["machines"]
+    md = (tmp_path / "mnist32_compare_s20.md").read_text()
+    assert "| hdr | 20 |" in md and "NVIDIA H200 |" in md and "--tasks box_inpainting hdr" in md
+    report(tmp_path, ["box_inpainting", "hdr"], [20])
+    quality = (tmp_path / "mnist32_quality.md").read_text()
+    assert any(line.startswith("| hdr | 20 |") and line.endswith("| NVIDIA H200 |") for line in quality.splitlines())
