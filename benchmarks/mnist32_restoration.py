@@ -155,19 +155,35 @@ def results_lock():
 
 
 def tune(args: argparse.Namespace) -> None:
+    """Validation PSNR of DPS per zeta, then of DPS + EquiReg per alpha at the best zeta.
+
+    Adds to an earlier tuning of the same task, steps, split size and f: values already measured
+    are kept, so a grid is extended (say past an edge) by naming only the new values."""
     out: dict = {"task": args.task, "steps": args.steps, "split": "val", "n": args.n, "variant": VARIANT,
-                 "dps": {}, "equireg": {}}
+                 "dps": {}, "equireg": {}, "machines": []}
+    prev = load_tuning(args.task, args.steps, VARIANT, missing_ok=True)
+    if prev is not None and prev["n"] == args.n:
+        out["dps"] = dict(prev["dps"])
+        out["machines"] = prev.get("machines", [prev["machine"]] if "machine" in prev else [])
     for z in args.zetas:
-        m = run(args.task, False, args.steps, "val", args.n, z, None)
-        out["dps"][str(z)] = mean_se([r["psnr"] for r in m.values()])
-    best_z = max(args.zetas, key=lambda z: out["dps"][str(z)][0])
+        if str(z) not in out["dps"]:
+            m = run(args.task, False, args.steps, "val", args.n, z, None)
+            out["dps"][str(z)] = mean_se([r["psnr"] for r in m.values()])
+    best_z = float(max(out["dps"], key=lambda z: out["dps"][z][0]))
     out["best_zeta"] = best_z
-    for a in args.alphas:
-        m = run(args.task, True, args.steps, "val", args.n, best_z, a)
-        out["equireg"][str(a)] = mean_se([r["psnr"] for r in m.values()])
+    alphas = [float(a) for a in args.alphas]
+    if prev is not None and prev["n"] == args.n:
+        if prev["best_zeta"] == best_z:
+            out["equireg"] = dict(prev["equireg"])
+        else:  # alphas were measured at another zeta: measure them again at this one
+            alphas += [float(a) for a in prev["equireg"]]
+    for a in alphas:
+        if str(a) not in out["equireg"]:
+            m = run(args.task, True, args.steps, "val", args.n, best_z, a)
+            out["equireg"][str(a)] = mean_se([r["psnr"] for r in m.values()])
     # No alphas: zeta only (long step counts, where compare takes alpha from a shorter run's tuning).
-    out["best_alpha"] = max(args.alphas, key=lambda a: out["equireg"][str(a)][0]) if args.alphas else None
-    out["machine"] = machine()
+    out["best_alpha"] = float(max(out["equireg"], key=lambda a: out["equireg"][a][0])) if out["equireg"] else None
+    out["machines"] = sorted(set(out["machines"]) | {machine()})
     with results_lock():
         atomic_write_text(tuning_path(args.task, args.steps, VARIANT), json.dumps(out, indent=2) + "\n")
         write_tune_table()
@@ -189,12 +205,19 @@ def write_tune_table() -> None:
 
 def compare(args: argparse.Namespace) -> None:
     rows = []
+    stem = OUT_DIR / f"mnist32_compare_s{args.steps}{'' if VARIANT == 'denoiser' else '_' + VARIANT}"
+    done = {r["task"]: r for r in json.loads(stem.with_suffix(".json").read_text())["rows"]} \
+        if stem.with_suffix(".json").is_file() else {}
     for task in args.tasks:
         tune_steps = args.tune_steps or args.steps
         # zeta: DPS tuned at tune_steps; alpha: this f's tuning at alpha_steps (default the same run).
         z = load_tuning(task, tune_steps)["best_zeta"]
         alpha_steps = args.alpha_steps or tune_steps
         a = load_tuning(task, alpha_steps, VARIANT)["best_alpha"]
+        old = done.get(task)
+        if not args.recompute and old is not None and (old["zeta"], old["alpha"], old["n"]) == (z, a, args.n):
+            print(f"{task}: result for zeta {z}, alpha {a}, n {args.n} is up to date (--recompute to redo)", flush=True)
+            continue
         t0 = time.perf_counter()
         base = run(task, False, args.steps, "test", args.n, z, None)
         t1 = time.perf_counter()
@@ -218,8 +241,9 @@ def compare(args: argparse.Namespace) -> None:
         }
         rows.append(row)
         print(json.dumps(row, indent=2), flush=True)
-    with results_lock():
-        write_compare(rows, args)
+    if rows:
+        with results_lock():
+            write_compare(rows, args)
 
 
 def write_compare(rows: list[dict], args: argparse.Namespace) -> None:
@@ -269,6 +293,8 @@ def main() -> None:
     c.add_argument("--tune-steps", type=int, default=None, help="step count whose zeta tuning to use (default: --steps)")
     c.add_argument("--alpha-steps", type=int, default=None, help="step count whose alpha tuning to use (default: --tune-steps)")
     c.add_argument("--n", type=int, default=100)
+    c.add_argument("--recompute", action="store_true",
+                   help="run tasks whose committed result already has these zeta, alpha and n")
     p.add_argument("--weights", default="mnist32", help="prior weights (shipped name or path)")
     p.add_argument("--variant", choices=["denoiser", "probe"], default="denoiser", help="f of EquiReg")
     p.add_argument("--batch-size", type=int, default=None, help="predict batch size (default: the config's)")

@@ -6,19 +6,22 @@ with the committed validation-tuned zeta/alpha; cost ratios and throughput at ba
 deepinv DPS peer run (50 steps, 8 digits); PDE solver validation; a Darcy comparison on 8 test
 samples at 20 steps.
 
-full (hours; results under benchmarks/results/, README sections regenerated): 7 MNIST tasks x
-steps 20/50/100/1000 x the three methods on 100 test digits. zeta is tuned per task and step
-count on validation digits (16 digits, 8 at 1000 steps; grid = the 50-step choice scaled by
-50/steps, times 1/3, 1, 3); alpha per task and f is tuned on 32 validation digits at 50 steps and
-reused at every step count (box inpainting and SR x4 at 1000 steps were tuned by
-benchmarks/mnist32_s1000.sh over 0.3 / 1 / 3). Then cost (median of 3, batches 1/4/16/64), the
-peer run at 1000 steps, PDE validation and comparisons (benchmarks/darcy_all.sh and
-benchmarks/helmholtz_all.sh: 20 and 50 steps; DPS, + EquiReg, and for Helmholtz + PDE
-residual). Every stage resumes: finished
-samples are kept on disk (runs/), so an interrupted suite picks up where it stopped.
+full (hours on CPU, minutes of a GPU for the quality cells; results under benchmarks/results/,
+README sections regenerated): 7 MNIST tasks x steps 20/50/100/1000 x the three methods on 100
+test digits. Tuning is on validation digits only: alpha per task and f over 0.001 / 0.01 / 0.1 / 1
+at 50 steps (the 50-step zeta; 32 digits, 16 for four tasks whose 50-step zeta grid used 16),
+reused at every step count; zeta per task and step count (16 digits, 8 at 1000 steps) over the
+50-step choice scaled by 50/steps times 1/3, 1, 3, extended by factors of 3 past a winning edge
+(at most --zeta-extensions times). Then cost (median of 3, batches 1/4/16/64), the peer run at
+1000 steps, PDE validation and comparisons (benchmarks/darcy_all.sh and
+benchmarks/helmholtz_all.sh: 20 and 50 steps; DPS, + EquiReg, and for Helmholtz + PDE residual).
+Every stage resumes: finished samples are kept on disk (runs/), tuning adds only new values, and a
+comparison whose committed result already has the tuned zeta, alpha and n is skipped
+(--recompute reruns it). benchmarks/quality_gpu.sh runs the quality stage one process per task on
+a GPU.
 
     python -m benchmarks.run --suite quick
-    python -m benchmarks.run --suite full [--only quality cost peer pde report] [--steps 20 50]
+    python -m benchmarks.run --suite full [--only tune quality cost peer pde report] [--steps 20 50]
 """
 
 from __future__ import annotations
@@ -75,22 +78,44 @@ def zeta_grid(task: str, steps: int) -> list[str]:
     return [f"{v:.2g}" for v in (base / 3, base, base * 3)]
 
 
-def tune_stage(tasks: list[str], steps_list: list[int]) -> None:
-    """Validation tuning that is missing: alpha per f at 50 steps, zeta at every other step count."""
+ALPHAS = ["0.001", "0.01", "0.1", "1"]  # EquiReg weights tried at 50 steps, for every f
+
+
+def tune_stage(tasks: list[str], steps_list: list[int], zeta_extensions: int = 2) -> None:
+    """Validation tuning that is missing. alpha per f at 50 steps over ALPHAS (at the 50-step
+    zeta); zeta at every other step count over the scaled grid (zeta_grid), extended by factors
+    of 3 past whichever edge wins, at most ``zeta_extensions`` times. Values measured before
+    are kept (``tune`` adds to a result), so rerunning costs only what is new."""
     for task in tasks:
-        if tuned(task, 50, "probe") is None:
-            sh(restoration("--variant", "probe", "tune", "--task", task, "--steps", "50", "--n", "32",
-                           "--zetas", str(tuned(task, 50)["best_zeta"]), "--alphas", "0.001", "0.01", "0.1", "1"))
+        for variant in VARIANTS:
+            t = tuned(task, 50, variant)
+            n = str(t["n"]) if t else "32"
+            if t is None or not set(map(float, ALPHAS)) <= set(map(float, t["equireg"])):
+                sh(restoration("--variant", variant, "tune", "--task", task, "--steps", "50", "--n", n,
+                               "--zetas", str(tuned(task, 50)["best_zeta"]), "--alphas", *ALPHAS))
         for steps in steps_list:
-            if steps != 50 and tuned(task, steps) is None:
-                n = "8" if steps >= 1000 else "16"
+            if steps == 50:
+                continue
+            n = "8" if steps >= 1000 else "16"
+            if tuned(task, steps) is None:
                 sh(restoration("--batch-size", n, "tune", "--task", task, "--steps", str(steps), "--n", n,
                                "--zetas", *zeta_grid(task, steps), "--alphas"))
+            for _ in range(zeta_extensions):
+                t = tuned(task, steps)
+                zetas, best = sorted(map(float, t["dps"])), t["best_zeta"]
+                if zetas[0] < best < zetas[-1]:
+                    break
+                beyond = best * 3 if best == zetas[-1] else best / 3
+                sh(restoration("--batch-size", str(t["n"]), "tune", "--task", task, "--steps", str(steps),
+                               "--n", str(t["n"]), "--zetas", f"{beyond:.2g}", "--alphas"))
 
 
-def quality_stage(suite: dict, tasks: list[str], steps_list: list[int], batch_size: int | None = None) -> None:
+def quality_stage(suite: dict, tasks: list[str], steps_list: list[int], batch_size: int | None = None,
+                  zeta_extensions: int = 2, recompute: bool = False, compare: bool = True) -> None:
     if suite["tune"]:
-        tune_stage(tasks, steps_list)
+        tune_stage(tasks, steps_list, zeta_extensions)
+    if not compare:
+        return
     runs = "runs/bench" if not suite["out"] else f"runs/bench_{suite['out']}"
     for steps in steps_list:  # cheapest step counts first: a stopped full suite still fills whole rows
         for variant in VARIANTS:
@@ -99,7 +124,8 @@ def quality_stage(suite: dict, tasks: list[str], steps_list: list[int], batch_si
             batch = batch_size or (50 if steps >= 1000 else 16)
             sh(restoration("--variant", variant, "--batch-size", str(batch),
                            "--out", suite["out"], "--runs", runs,
-                           "compare", "--tasks", *tasks, "--steps", str(steps), "--n", str(suite["n"]), *extra))
+                           "compare", "--tasks", *tasks, "--steps", str(steps), "--n", str(suite["n"]), *extra,
+                           *(["--recompute"] if recompute or not suite["tune"] else [])))
 
 
 def report(out_dir: Path, tasks: list[str], steps_list: list[int]) -> None:
@@ -183,12 +209,15 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", choices=list(SUITES), required=True)
-    p.add_argument("--only", nargs="+", choices=["quality", "cost", "peer", "pde", "report"], default=None,
-                   help="run only these stages (default: all)")
+    p.add_argument("--only", nargs="+", choices=["tune", "quality", "cost", "peer", "pde", "report"], default=None,
+                   help="run only these stages (default: all but tune, which quality includes)")
     p.add_argument("--tasks", nargs="+", choices=TASKS, default=None, help="MNIST tasks (default: the suite's)")
     p.add_argument("--steps", type=int, nargs="+", default=None, help="step counts (default: the suite's)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="predict batch size of the test comparisons (default: 16, 50 at 1000 steps; a GPU: 100)")
+    p.add_argument("--zeta-extensions", type=int, default=2, help="times a zeta grid may grow past a winning edge")
+    p.add_argument("--recompute", action="store_true",
+                   help="rerun comparisons whose committed result has the same zeta, alpha and n (quick always does)")
     a = p.parse_args()
     suite = SUITES[a.suite]
     tasks, steps_list = a.tasks or suite["tasks"], a.steps or suite["steps"]
@@ -197,8 +226,9 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
     t0 = time.perf_counter()
-    if "quality" in stages:
-        quality_stage(suite, tasks, steps_list, a.batch_size)
+    if "quality" in stages or "tune" in stages:
+        quality_stage(suite, tasks, steps_list, a.batch_size, a.zeta_extensions, a.recompute,
+                      compare="quality" in stages)
     if "cost" in stages:
         sh(["-m", "benchmarks.cost", *suite["cost"], "--out", suite["out"]])
     if "peer" in stages:

@@ -47,3 +47,45 @@ def test_compare_results_merge_across_processes_and_name_their_machine(tmp_path,
     report(tmp_path, ["box_inpainting", "hdr"], [20])
     quality = (tmp_path / "mnist32_quality.md").read_text()
     assert any(line.startswith("| hdr | 20 |") and line.endswith("| NVIDIA H200 |") for line in quality.splitlines())
+
+
+def test_tune_extends_an_earlier_grid_and_compare_skips_up_to_date_cells(tmp_path, monkeypatch):
+    """Extending a tuning grid measures only the new values; a compare whose result already has
+    the tuned zeta, alpha and n runs nothing."""
+    import argparse
+
+    from benchmarks import mnist32_restoration as mr
+
+    calls = []
+
+    def fake_run(task, equireg, steps, split, n, zeta, alpha, extra=None, tag=""):
+        calls.append((equireg, zeta, alpha))
+        psnr = 20 + zeta - (0 if alpha is None else abs(alpha - 0.1))  # larger zeta wins; alpha 0.1 wins
+        return {i: {"psnr": psnr, "ssim": 0.5, "seconds": 1.0} for i in range(n)}
+
+    monkeypatch.setattr(mr, "RESULTS", tmp_path)
+    monkeypatch.setattr(mr, "OUT_DIR", tmp_path)
+    monkeypatch.setattr(mr, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(mr, "run", fake_run)
+    tune = lambda zetas, alphas: mr.tune(argparse.Namespace(task="hdr", steps=100, n=4, zetas=zetas, alphas=alphas))  # noqa: E731
+    tune([0.5, 1.5], [0.01, 0.1])
+    assert mr.load_tuning("hdr", 100)["best_zeta"] == 1.5 and len(calls) == 4
+    calls.clear()
+    tune([4.5], [])  # past the winning edge: one new DPS run, alphas re-measured at the new zeta
+    t = mr.load_tuning("hdr", 100)
+    assert t["best_zeta"] == 4.5 and sorted(t["dps"]) == ["0.5", "1.5", "4.5"] and t["best_alpha"] == 0.1
+    assert calls == [(False, 4.5, None), (True, 4.5, 0.01), (True, 4.5, 0.1)]
+    calls.clear()
+    tune([4.5], [0.01])  # nothing new
+    assert calls == []
+
+    monkeypatch.setattr(mr, "digit_accuracy", lambda *a: 1.0)
+    args = argparse.Namespace(tasks=["hdr"], steps=100, n=4, tune_steps=None, alpha_steps=None, recompute=False)
+    mr.compare(args)
+    assert len(calls) == 2
+    calls.clear()
+    mr.compare(args)
+    assert calls == []
+    args.recompute = True
+    mr.compare(args)
+    assert len(calls) == 2
