@@ -4,9 +4,9 @@ task configs cannot drift apart. Run from the repo root: python configs/generate
 Sizes are the DPS 256x256 tasks scaled to 32x32 where that is meaningful (box 128 -> 16 pixels);
 blur widths are chosen for visible degradation at 32x32 (see equireg_lit/physics). The configs
 run 50 steps; zeta and alpha were chosen on the validation split at 50 steps
-(benchmarks/results/mnist32_tune_<task>_s50.json; alpha grid 0.01-10 for box inpainting, SR x4
-and HDR, only 0.01 for the others). Other step counts need their own zeta (full 1000-step DPS
-uses much smaller steps sizes).
+(benchmarks/results/mnist32_tune_<task>_s50.json; alpha over 0.001-1, and 10 for box inpainting,
+SR x4 and HDR; sr2 is not benchmarked and keeps 0.01). Other step counts need their own zeta
+(benchmarks/results/mnist32_tune_<task>_s<steps>.json; 1000-step DPS takes much smaller steps).
 """
 
 from pathlib import Path
@@ -20,8 +20,8 @@ TASKS = {
     "random_inpainting": ("RandomInpainting", {"missing_fraction": 0.7, "mask_seed": 0}, 3.0, 0.01),
     "sr2": ("SuperResolution", {"factor": 2, "filter": "bicubic"}, 10.0, 0.01),
     "sr4": ("SuperResolution", {"factor": 4, "filter": "bicubic"}, 10.0, 0.01),
-    "gaussian_blur": ("GaussianBlur", {"sigma": 1.0, "kernel_size": 9}, 3.0, 0.01),
-    "motion_blur": ("MotionBlur", {"kernel_size": 9, "length": 0.3, "kernel_seed": 0}, 3.0, 0.01),
+    "gaussian_blur": ("GaussianBlur", {"sigma": 1.0, "kernel_size": 9}, 3.0, 0.1),
+    "motion_blur": ("MotionBlur", {"kernel_size": 9, "length": 0.3, "kernel_seed": 0}, 3.0, 0.1),
     "phase_retrieval": ("FourierPhaseRetrieval", {"oversampling": 2.0}, 1.0, 0.01),
     "hdr": ("HighDynamicRange", {"alpha": 2.0}, 1.0, 1.0),
 }
