@@ -1,4 +1,5 @@
-"""Writes configs/predict/<problem>64_{forward,inverse}_{dps,dps_equireg}.yaml.
+"""Writes configs/predict/<problem>64_{forward,inverse}_{dps,dps_equireg,dps_residual}.yaml with the
+zeta, alpha and PDE-residual weight of benchmarks/results/pde_tune_<problem>_<direction>_s50.json.
 Run from the repo root: python configs/generate_pde_predict.py
 
 forward: observe ~3 % of the coefficient a (channel 0), recover u; inverse: observe ~3 % of u
@@ -6,21 +7,25 @@ forward: observe ~3 % of the coefficient a (channel 0), recover u; inverse: obse
 the D4 group it was trained to respect (augmentation).
 """
 
+import json
 from pathlib import Path
 
 import yaml
 
-# zeta, alpha and the PDE-residual weight as tuned on validation samples at 50 steps
-# (benchmarks/results/pde_tune_<problem>_<direction>_s50.json); Darcy was tuned without the residual.
-PROBLEMS = {
-    "darcy": {"weights": "darcy64", "zeta": 1.0, "alpha": 0.1, "residual": {}},
-    "helmholtz": {"weights": "helmholtz64", "zeta": 1.0, "alpha": 0.01, "residual": {"forward": 0.3, "inverse": 0.1}},
-}
+ROOT = Path(__file__).resolve().parent.parent
+PROBLEMS = {"darcy": "darcy64", "helmholtz": "helmholtz64"}  # problem -> shipped prior weights
 DIRECTIONS = {"forward": 0, "inverse": 1}
 
 
+def tuned(problem: str, direction: str) -> dict:
+    """zeta, alpha and the PDE-residual weight chosen on validation samples at 50 steps."""
+    t = json.loads((ROOT / "benchmarks" / "results" / f"pde_tune_{problem}_{direction}_s50.json").read_text())
+    return {"weights": PROBLEMS[problem], "zeta": t["best_zeta"], "alpha": t["best_alpha"],
+            "residual": t.get("best_residual_weight")}
+
+
 def config(problem: str, direction: str, equireg: bool, residual: bool = False) -> dict:
-    p = PROBLEMS[problem]
+    p = tuned(problem, direction)
     name = f"{problem}64_{direction}_{variant_name(equireg, residual)}"
     reg = {
         "class_path": "equireg_lit.regularizer.EquiReg",
@@ -43,7 +48,7 @@ def config(problem: str, direction: str, equireg: bool, residual: bool = False) 
                 "num_steps": 200, "zeta": p["zeta"], "eta": 1.0, "clip_x0": False}},
             "regularizer": reg if equireg else None,
             **({"pde_residual": {"class_path": "equireg_lit.pde.PDEResidual", "init_args": {
-                "problem": problem, "weight": p["residual"][direction]}}} if residual else {}),
+                "problem": problem, "weight": p["residual"]}}} if residual else {}),
         }},
         "data": {"class_path": "equireg_lit.datamodules.PDEDataModule", "init_args": {
             "problem": problem, "resolution": 64, "batch_size": 25, "predict_split": "test", "predict_limit": 100}},
@@ -54,11 +59,10 @@ def variant_name(equireg: bool, residual: bool) -> str:
     return "dps_residual" if residual else ("dps_equireg" if equireg else "dps")
 
 
-def main() -> None:
-    out = Path(__file__).resolve().parent / "predict"
+def main(out: Path = ROOT / "configs" / "predict") -> None:
     for problem in PROBLEMS:
         for direction in DIRECTIONS:
-            variants = [(False, False), (True, False)] + ([(False, True)] if direction in PROBLEMS[problem]["residual"] else [])
+            variants = [(False, False), (True, False)] + ([(False, True)] if tuned(problem, direction)["residual"] else [])
             for equireg, residual in variants:
                 name = f"{problem}64_{direction}_{variant_name(equireg, residual)}"
                 label = " + PDE residual" if residual else (" + EquiReg" if equireg else "")
