@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 for d in forward inverse; do
   $PY -m benchmarks.pde_restoration tune --problem darcy --direction $d --steps 50 --n 20 --zetas 0.1 0.3 1 3 10 --alphas 0.01 0.1 1 \
-    --residual-weights 0.0003 0.001 0.003 0.01 0.03
+    --residual-weights 0.0001 0.0003 0.001 0.003 0.01 0.03
 done
 $PY -m benchmarks.pde_restoration compare --problem darcy --steps 20 50 --n 100
