@@ -14,7 +14,7 @@ reused at every step count; zeta per task and step count (16 digits, 8 at 1000 s
 50-step choice scaled by 50/steps times 1/3, 1, 3, extended by factors of 3 past a winning edge
 (at most --zeta-extensions times). Then cost (median of 3, batches 1/4/16/64), the peer run at
 1000 steps, PDE validation and comparisons (benchmarks/darcy_all.sh and
-benchmarks/helmholtz_all.sh: 20 and 50 steps; DPS, + EquiReg, and for Helmholtz + PDE residual).
+benchmarks/helmholtz_all.sh: 20, 50 and 100 steps; DPS, + EquiReg, + PDE residual).
 Every stage resumes: finished samples are kept on disk (runs/), tuning adds only new values, and a
 comparison whose committed result already has the tuned zeta, alpha and n is skipped
 (--recompute reruns it). benchmarks/quality_gpu.sh runs the quality stage one process per task on
