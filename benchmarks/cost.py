@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
+from benchmarks.mnist32_restoration import machine
 from equireg_lit.datasets import mnist32, split_indices
 from equireg_lit.diffusion import DiffusersUNetPrior
 from equireg_lit.models.posterior import STREAM_MEASUREMENT, STREAM_REGULARIZER, STREAM_SOLVER, sample_generator
@@ -30,11 +30,6 @@ from equireg_lit.regularizer import EquiReg, PriorDenoiser
 from equireg_lit.solvers import DPS, Guidance
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine(device: torch.device) -> str:
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU only"
-    return f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {where}"
 
 
 def sync(device: torch.device) -> None:

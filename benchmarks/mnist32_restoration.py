@@ -136,9 +136,11 @@ def digit_accuracy(root_runs: dict[int, dict], recon_dir: Path) -> float | None:
     return (pred == torch.tensor(ys)).float().mean().item()
 
 
-def machine() -> str:
-    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", CPU only"
-    return f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}{gpu}"
+def machine(device: torch.device | None = None) -> str:
+    """The machine a result came from; the last field names the device (GPU name or "CPU only")."""
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU only"
+    return f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, {where}"
 
 
 @contextlib.contextmanager
@@ -162,9 +164,10 @@ def tune(args: argparse.Namespace) -> None:
     out: dict = {"task": args.task, "steps": args.steps, "split": "val", "n": args.n, "variant": VARIANT,
                  "dps": {}, "equireg": {}, "machines": []}
     prev = load_tuning(args.task, args.steps, VARIANT, missing_ok=True)
-    if prev is not None and prev["n"] == args.n:
-        out["dps"] = dict(prev["dps"])
-        out["machines"] = prev.get("machines", [prev["machine"]] if "machine" in prev else [])
+    if prev is not None and prev["n"] != args.n:
+        prev = None  # another validation size: start afresh
+    if prev is not None:
+        out["dps"], out["machines"] = dict(prev["dps"]), prev["machines"]
     for z in args.zetas:
         if str(z) not in out["dps"]:
             m = run(args.task, False, args.steps, "val", args.n, z, None)
@@ -172,7 +175,7 @@ def tune(args: argparse.Namespace) -> None:
     best_z = float(max(out["dps"], key=lambda z: out["dps"][z][0]))
     out["best_zeta"] = best_z
     alphas = [float(a) for a in args.alphas]
-    if prev is not None and prev["n"] == args.n:
+    if prev is not None:
         if prev["best_zeta"] == best_z:
             out["equireg"] = dict(prev["equireg"])
         else:  # alphas were measured at another zeta: measure them again at this one
@@ -203,9 +206,14 @@ def write_tune_table() -> None:
     atomic_write_text(RESULTS / "mnist32_tune.md", "\n".join(lines) + "\n")
 
 
+def compare_stem(steps: int) -> Path:
+    """Comparison results of one step count and f: ``<stem>.json`` and ``<stem>.md``."""
+    return OUT_DIR / f"mnist32_compare_s{steps}{'' if VARIANT == 'denoiser' else '_' + VARIANT}"
+
+
 def compare(args: argparse.Namespace) -> None:
     rows = []
-    stem = OUT_DIR / f"mnist32_compare_s{args.steps}{'' if VARIANT == 'denoiser' else '_' + VARIANT}"
+    stem = compare_stem(args.steps)
     done = {r["task"]: r for r in json.loads(stem.with_suffix(".json").read_text())["rows"]} \
         if stem.with_suffix(".json").is_file() else {}
     for task in args.tasks:
@@ -249,7 +257,7 @@ def compare(args: argparse.Namespace) -> None:
 def write_compare(rows: list[dict], args: argparse.Namespace) -> None:
     """Merge ``rows`` into the step count's comparison JSON (other tasks' rows are kept) and
     regenerate its Markdown table."""
-    stem = OUT_DIR / f"mnist32_compare_s{args.steps}{'' if VARIANT == 'denoiser' else '_' + VARIANT}"
+    stem = compare_stem(args.steps)
     if stem.with_suffix(".json").is_file():  # keep other tasks' rows from earlier invocations
         done = {r["task"] for r in rows}
         rows = [r for r in json.loads(stem.with_suffix(".json").read_text())["rows"] if r["task"] not in done] + rows
