@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from equireg_lit.solvers.dps import SamplingError
-from equireg_lit.utils.io import atomic_write, atomic_write_json, atomic_write_text, run_config_text
+from equireg_lit.data import PredictionFolder
+from equireg_lit.errors import RunInterrupted, SamplingError
+from equireg_lit.utils.io import atomic_write, atomic_write_json, atomic_write_text, read_safetensors, run_config_text
+
+TIMING_KEYS = ("seconds", "network_seconds", "nfe")
 
 
 def to_unit(x: Tensor) -> Tensor:
@@ -59,63 +61,95 @@ def _save_png(path: Path, img: Tensor) -> None:
     atomic_write(path, lambda p: save_image(img, str(p), format="png"))
 
 
+def summarize(records: list[dict]) -> tuple[str, dict]:
+    """``metrics.csv`` text and the per-metric mean / standard error / n of ``records``."""
+    keys = sorted({k for r in records for k in r} - {"index", "label", *TIMING_KEYS})
+    fields = ["index"] + [k for k in ("label", *keys, *TIMING_KEYS) if any(k in r for r in records)]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(records)
+    stats: dict = {}
+    for key in [f for f in fields if f not in ("index", "label", "nfe")]:
+        vals = [r[key] for r in records if key in r]
+        if vals:
+            mean = sum(vals) / len(vals)
+            var = sum((v - mean) ** 2 for v in vals) / max(len(vals) - 1, 1)
+            stats[key] = {"mean": mean, "stderr": math.sqrt(var / len(vals)), "n": len(vals)}
+    if "seconds" in stats and "network_seconds" in stats:
+        stats["other_seconds_mean"] = stats["seconds"]["mean"] - stats["network_seconds"]["mean"]
+    return buf.getvalue(), stats
+
+
 class PredictionWriter(BasePredictionWriter):
-    """Per sample: ``NNNNN_recon.png``, ``NNNNN_measurement.png``, ``NNNNN_truth.png``,
-    ``NNNNN.safetensors`` (tensors) and ``NNNNN.json`` (metrics; written last, it marks the
-    sample finished). At the end: ``metrics.csv`` and ``summary.json`` over every finished
-    sample (earlier runs included) and TensorBoard grids. Files are written atomically; a
-    rerun skips finished samples unless ``--overwrite true``.
+    """Writes every sample into ``<default_root_dir>/predictions`` (layout:
+    :class:`equireg_lit.data.PredictionFolder`): per sample ``NNNNN_{recon,measurement,truth}.png``,
+    ``NNNNN.safetensors`` and ``NNNNN.json`` (written last: it marks the sample finished); at the
+    end ``metrics.csv``, ``summary.json`` and TensorBoard grids over every finished sample.
+
+    Every process writes the samples it computed; after a barrier, process 0 writes the
+    summaries from all of them. Before any sampling, process 0 takes the folder's lock and checks
+    that its samples were made with the same settings (``fingerprint``, set by the CLI); a
+    stopped run (SIGTERM, SIGINT, an error) writes the summaries of its finished samples, marked
+    incomplete.
 
     Args:
-        output_dir: Folder for the outputs (default: ``<trainer.default_root_dir>/predictions``).
-        overwrite: Redo samples that are already finished.
+        overwrite: Remove every earlier sample and summary of the folder and redo all samples.
         log_images: Samples shown in the TensorBoard grids.
         lpips_weights: Local torchvision AlexNet weights; when given, LPIPS joins the metrics.
     """
 
-    def __init__(
-        self, output_dir: str | None = None, overwrite: bool = False, log_images: int = 16, lpips_weights: str | None = None
-    ):
+    def __init__(self, overwrite: bool = False, log_images: int = 16, lpips_weights: str | None = None):
         super().__init__(write_interval="batch")
         from equireg_lit.metrics.lpips import LocalLPIPS
 
         self.lpips = LocalLPIPS(lpips_weights) if lpips_weights else None  # a missing file fails here, before sampling
-        self.output_dir = output_dir
         self.overwrite = overwrite
         self.log_images = log_images
-        self.dir: Path | None = None
+        self.fingerprint: dict | None = None  # the settings that determine a sample's result
+        self.folder: PredictionFolder | None = None
+        self._kept: set[int] = set()
         self._failures: dict[int, int] = {}
-        self._grid: dict[str, list[Tensor]] = {}
-        self._timing: list[dict] = []
+        self._log_dir: str | None = None
+
+    @property
+    def dir(self) -> Path | None:
+        return None if self.folder is None else self.folder.root
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "predict":
             return
-        self.dir = Path(self.output_dir) if self.output_dir else Path(trainer.default_root_dir) / "predictions"
-        (self.dir / "samples").mkdir(parents=True, exist_ok=True)
-
-    def finished(self) -> set[int]:
-        assert self.dir is not None
-        return {int(p.stem) for p in (self.dir / "samples").glob("*.json") if p.stem.isdigit()}
-
-    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._failures, self._grid, self._timing = {}, {}, []
-        done = set() if self.overwrite else self.finished()
-        if hasattr(pl_module, "skip_indices"):
-            pl_module.skip_indices = done
-        if done:
-            rank_zero_info(f"Resuming: {len(done)} finished samples in {self.dir} are kept (--overwrite true redoes them)")
+        self.folder = PredictionFolder.of_run(trainer.default_root_dir)
+        self._failures = {}
+        self._log_dir = trainer.log_dir  # a collective under DDP: asked here, on every process
+        error = None
+        if trainer.is_global_zero:
+            try:
+                self.folder.check_writable()
+                self.folder.acquire_lock()
+                self.folder.claim(self.fingerprint, self.overwrite)
+            except (ValueError, OSError) as err:
+                self.folder.release_lock()
+                error = err
+        # Every process stops with process 0's error (none waits at a barrier for a dead peer).
+        error = trainer.strategy.broadcast(error, src=0)
+        if error is not None:
+            raise error
+        self._kept = self.folder.finished()
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
         if prediction is None:
             return
-        d = self.dir / "samples"
+        d = self.folder.samples
         n = len(prediction["index"])
         per_sample_seconds = prediction["total_seconds"] / n
         per_sample_network = prediction["network_seconds"] / n
+        metric_fn = getattr(trainer.datamodule, "metrics", None) if trainer.datamodule is not None else None
         for j, index in enumerate(prediction["index"]):
             if j in prediction["failed"]:
                 self._failures[index] = prediction["failed"][j]
+                continue
+            if index in self._kept:  # finished earlier; its batch was recomputed whole for the others
                 continue
             stem = f"{index:05d}"
             recon, y = prediction["reconstruction"][j], prediction["measurement"][j]
@@ -126,7 +160,6 @@ class PredictionWriter(BasePredictionWriter):
                 record["label"] = int(prediction["label"][j])
             if truth is not None:
                 # A datamodule may define its own metrics (PDE fields: relative L2 in physical units).
-                metric_fn = getattr(trainer.datamodule, "metrics", None) if trainer.datamodule is not None else None
                 record.update(metric_fn(recon, truth) if callable(metric_fn) else image_metrics(recon, truth))
                 if self.lpips is not None and recon.shape[0] in (1, 3):
                     record["lpips"] = float(self.lpips(recon[None], truth[None])[0])
@@ -141,68 +174,91 @@ class PredictionWriter(BasePredictionWriter):
                 tensors["truth"] = truth.contiguous()
             from safetensors.torch import save_file
 
-            atomic_write(d / f"{stem}.safetensors", lambda p: save_file(tensors, str(p)))
-            atomic_write_json(d / f"{stem}.json", record)  # last: marks the sample finished
-            if len(self._grid.get("reconstruction", [])) < self.log_images and recon.ndim == 3:
-                self._grid.setdefault("reconstruction", []).append(to_unit(recon))
-                if truth is not None:
-                    self._grid.setdefault("truth", []).append(to_unit(truth))
-                if shown is not None and shown.shape == recon.shape:
-                    self._grid.setdefault("measurement", []).append(shown)
+            atomic_write(self.folder.tensors(index), lambda p: save_file(tensors, str(p)))
+            atomic_write_json(self.folder.marker(index), record)  # last: marks the sample finished
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        records = sorted(
-            (json.loads(p.read_text()) for p in (self.dir / "samples").glob("*.json") if p.stem.isdigit()),
-            key=lambda r: r["index"],
-        )
-        keys = sorted({k for r in records for k in r} - {"index", "label", "seconds", "network_seconds", "nfe"})
-        fields = ["index"] + [k for k in ("label", *keys, "seconds", "network_seconds", "nfe") if any(k in r for r in records)]
-        fields = list(dict.fromkeys(fields))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(records)
-        atomic_write_text(self.dir / "metrics.csv", buf.getvalue())
-        summary: dict = {"num_samples": len(records)}
-        for key in [f for f in fields if f not in ("index", "label", "nfe")]:
-            vals = [r[key] for r in records if key in r]
-            if vals:
-                mean = sum(vals) / len(vals)
-                var = sum((v - mean) ** 2 for v in vals) / max(len(vals) - 1, 1)
-                summary[key] = {"mean": mean, "stderr": math.sqrt(var / len(vals)), "n": len(vals)}
-        if "seconds" in summary and "network_seconds" in summary:
-            summary["other_seconds_mean"] = summary["seconds"]["mean"] - summary["network_seconds"]["mean"]
-        solver = getattr(pl_module, "solver", None)
-        summary["steps"] = getattr(solver, "num_steps", None)
-        summary["network_evaluations_per_sample"] = records[0]["nfe"] if records else None
-        summary["failed"] = {str(k): v for k, v in sorted(self._failures.items())}
-        summary["config"] = run_config_text(trainer.log_dir)
-        atomic_write_json(self.dir / "summary.json", summary)
-        self._log_tensorboard(trainer, summary)
-        rank_zero_info(
-            f"Wrote {len(records)} samples to {self.dir} (metrics.csv, summary.json)"
-            + (f"; TensorBoard: tensorboard --logdir {trainer.log_dir}" if trainer.logger else "")
-        )
-        if self._failures:
-            atomic_write_json(self.dir / "failures.json", {str(k): v for k, v in self._failures.items()})
-            detail = ", ".join(f"sample {k} at step {v}" for k, v in sorted(self._failures.items()))
+        failures = self._gather_failures(trainer)
+        if trainer.is_global_zero:
+            self.write_summary(pl_module, failures, stopped_by=None)
+        trainer.strategy.barrier("prediction_writer_end")
+        if trainer.is_global_zero:
+            self.folder.release_lock()
+        if failures:
+            detail = ", ".join(f"sample {k} at step {v}" for k, v in sorted(failures.items()))
+            written = len(self.folder.finished())
             raise SamplingError(
-                f"NaN or inf during sampling: {detail}. Every other sample was written to {self.dir}; "
-                "lower zeta or the regularizer weight and rerun (finished samples are skipped)."
+                f"{len(failures)} sample(s) diverged (NaN, inf or beyond the solver's divergence_threshold): "
+                f"{detail}. {written} finished samples are in {self.folder.root}; lower zeta or the "
+                "regularizer weight and rerun (finished samples are kept)."
             )
 
-    def _log_tensorboard(self, trainer: pl.Trainer, summary: dict) -> None:
-        logger = trainer.logger
-        exp = getattr(logger, "experiment", None)
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if self.folder is not None and trainer.is_global_zero and self.folder.holds_lock:
+            stopped = exception.signum if isinstance(exception, RunInterrupted) else type(exception).__name__
+            try:
+                self.write_summary(pl_module, self._failures, stopped_by=stopped)
+            finally:
+                self.folder.release_lock()
+
+    def _gather_failures(self, trainer: pl.Trainer) -> dict[int, int]:
+        failures = dict(self._failures)
+        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list = [None] * trainer.world_size
+            torch.distributed.all_gather_object(gathered, failures)
+            failures = {k: v for part in gathered for k, v in part.items()}
+        return failures
+
+    def write_summary(self, pl_module: pl.LightningModule, failures: dict[int, int], stopped_by) -> None:
+        """``metrics.csv``, ``summary.json`` (and ``failures.json``) over every finished sample."""
+        records_by_index, problems = self.folder.scan()
+        for line in problems:
+            rank_zero_warn(line)
+        records = [records_by_index[k] for k in sorted(records_by_index)]
+        csv_text, stats = summarize(records)
+        atomic_write_text(self.folder.root / "metrics.csv", csv_text)
+        import signal
+
+        summary: dict = {"num_samples": len(records), "complete": stopped_by is None and not failures, **stats}
+        if stopped_by is not None:
+            summary["stopped_by"] = signal.Signals(stopped_by).name if isinstance(stopped_by, int) else stopped_by
+        summary["steps"] = getattr(getattr(pl_module, "solver", None), "num_steps", None)
+        summary["network_evaluations_per_sample"] = records[0]["nfe"] if records else None
+        summary["failed"] = {str(k): v for k, v in sorted(failures.items())}
+        summary["config"] = run_config_text(self._log_dir)
+        atomic_write_json(self.folder.root / "summary.json", summary)
+        if failures:
+            atomic_write_json(self.folder.root / "failures.json", summary["failed"])
+        else:
+            (self.folder.root / "failures.json").unlink(missing_ok=True)
+        self._log_tensorboard(pl_module, records, summary)
+        rank_zero_info(
+            f"Wrote {len(records)} samples to {self.folder.root} (metrics.csv, summary.json)"
+            + ("" if stopped_by is None else f"; stopped by {summary['stopped_by']}, rerun the command to finish")
+            + (f"; TensorBoard: tensorboard --logdir {self._log_dir}" if self._log_dir else "")
+        )
+
+    def _log_tensorboard(self, pl_module: pl.LightningModule, records: list[dict], summary: dict) -> None:
+        trainer = pl_module._trainer
+        exp = getattr(trainer.logger, "experiment", None) if trainer is not None and trainer.logger else None
         if exp is None or not hasattr(exp, "add_image"):
             return
         from torchvision.utils import make_grid
 
-        for name, imgs in self._grid.items():
-            if imgs:
-                exp.add_image(f"predict/{name}", make_grid(torch.stack(imgs), nrow=int(math.sqrt(len(imgs))) or 1), 0)
+        grids: dict[str, list[Tensor]] = {}
+        for rec in records[: self.log_images]:  # from the files: every process's samples
+            t = read_safetensors(self.folder.tensors(rec["index"]), "sample file")
+            recon = t["reconstruction"]
+            if recon.ndim != 3 or recon.shape[0] not in (1, 3):
+                continue
+            grids.setdefault("reconstruction", []).append(to_unit(recon))
+            if "truth" in t:
+                grids.setdefault("truth", []).append(to_unit(t["truth"]))
+            shown = _display(t["measurement"])
+            if shown is not None and shown.shape == recon.shape:
+                grids.setdefault("measurement", []).append(shown)
+        for name, imgs in grids.items():
+            exp.add_image(f"predict/{name}", make_grid(torch.stack(imgs), nrow=int(math.sqrt(len(imgs))) or 1), 0)
         for key in ("psnr", "ssim", "lpips"):
             if key in summary:
                 exp.add_scalar(f"predict/{key}", summary[key]["mean"], 0)

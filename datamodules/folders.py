@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import lightning.pytorch as pl
 import torch
-from torch import Tensor
+from deepinv.physics import Physics
 from torch.utils.data import DataLoader, Dataset, Subset
+
+from equireg_lit.data import read_measurement
+from equireg_lit.datamodules.base import PredictDataModule
+from equireg_lit.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
@@ -16,10 +19,10 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 def _list_images(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder not found: {root}")
+        raise DataError(f"image folder not found: {root}; check root")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"no PNG/JPEG images under {root}")
+        raise DataError(f"no PNG/JPEG images under {root}; check root")
     return files
 
 
@@ -40,6 +43,10 @@ class ImageFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    @property
+    def indices(self) -> range:
+        return range(len(self.files))
+
     def __getitem__(self, i: int) -> dict:
         from PIL import Image
 
@@ -48,7 +55,7 @@ class ImageFolderDataset(Dataset):
         return {"image": x * 2 - 1, "index": i}
 
 
-class ImageFolderDataModule(pl.LightningDataModule):
+class ImageFolderDataModule(PredictDataModule):
     """A folder of PNG/JPEG images (e.g. FFHQ 256): sorted file list, seeded validation split.
 
     Args:
@@ -60,6 +67,9 @@ class ImageFolderDataModule(pl.LightningDataModule):
         num_workers: DataLoader workers.
         predict_start: First file index to predict.
         predict_limit: Number of files to predict (None: all from ``predict_start``).
+        operator: Forward operator simulating the measurements (linked from the model by the CLI).
+        measurement_seed: Seed of the measurement noise (linked from the model by the CLI).
+        predictions_dir: Folder whose finished samples ``predict`` leaves out (linked by the CLI).
     """
 
     def __init__(
@@ -72,12 +82,15 @@ class ImageFolderDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         predict_start: int = 0,
         predict_limit: int | None = None,
+        operator: Physics | None = None,
+        measurement_seed: int = 0,
+        predictions_dir: str | None = None,
     ):
-        super().__init__()
+        super().__init__(batch_size, num_workers, predict_start, predict_limit, operator, measurement_seed, predictions_dir)
+        if not 0.0 <= val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.root, self.image_size, self.channels = root, image_size, channels
         self.val_fraction = val_fraction
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.predict_start, self.predict_limit = predict_start, predict_limit
         self.dataset: ImageFolderDataset | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -96,38 +109,49 @@ class ImageFolderDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader(Subset(self.dataset, self.val_idx))
 
-    def predict_dataloader(self) -> DataLoader:
-        stop = len(self.dataset) if self.predict_limit is None else min(len(self.dataset), self.predict_start + self.predict_limit)
-        return self._loader(Subset(self.dataset, list(range(self.predict_start, stop))))
+    def predict_source(self) -> ImageFolderDataset:
+        return self.dataset
 
-    test_dataloader = predict_dataloader
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.predict_selection())
 
 
 class MeasurementDataset(Dataset):
-    """``NNNNN.safetensors`` files holding a measurement ``y``; the index is the file's number."""
+    """``NNNNN.safetensors`` files holding a measurement ``y``; the index is the file's number.
+
+    Every file is checked when the dataset is built (readable safetensors, key ``y``, finite
+    values, one shape for all), so a bad file is named before any sampling.
+    """
 
     def __init__(self, root: str | Path):
         root = Path(root)
         if not root.is_dir():
-            raise FileNotFoundError(f"measurement folder not found: {root}")
+            raise DataError(f"measurement folder not found: {root}; check root")
         self.files = sorted(p for p in root.glob("*.safetensors") if p.stem.isdigit())
         if not self.files:
-            raise FileNotFoundError(f"no NNNNN.safetensors measurement files (key 'y') in {root}")
+            raise DataError(f"no NNNNN.safetensors measurement files (key 'y') in {root}")
+        shapes: dict[tuple, Path] = {}
+        for path in self.files:
+            shapes.setdefault(tuple(read_measurement(path).shape), path)
+        if len(shapes) > 1:
+            (s0, f0), (s1, f1) = list(shapes.items())[:2]
+            raise DataError(
+                f"measurement files differ in shape: {f0} has {list(s0)}, {f1} has {list(s1)}; "
+                "one run takes measurements of one operator (split the folder)"
+            )
 
     def __len__(self) -> int:
         return len(self.files)
 
+    @property
+    def indices(self) -> list[int]:
+        return [int(p.stem) for p in self.files]
+
     def __getitem__(self, i: int) -> dict:
-        from safetensors.torch import load_file
-
-        d = load_file(str(self.files[i]))
-        if "y" not in d:
-            raise KeyError(f"{self.files[i]} has no tensor 'y' (found {sorted(d)})")
-        y: Tensor = d["y"]
-        return {"y": y, "index": int(self.files[i].stem)}
+        return {"y": read_measurement(self.files[i]), "index": int(self.files[i].stem)}
 
 
-class MeasurementDataModule(pl.LightningDataModule):
+class MeasurementDataModule(PredictDataModule):
     """Real measurements for ``mode: measurement``: a folder of ``NNNNN.safetensors`` files with
     key ``y`` (one measurement each, without batch axis). The operator's parameters (mask, kernel)
     come from the operator's config, e.g. ``MaskInpainting(mask_path=...)``.
@@ -135,15 +159,30 @@ class MeasurementDataModule(pl.LightningDataModule):
     Args:
         root: Folder with the measurement files.
         batch_size: Batch size.
+        predict_start: First file (in sorted order) to predict.
+        predict_limit: Number of files to predict (None: the rest).
+        operator: Linked from the model by the CLI (unused: measurements are given).
+        measurement_seed: Linked from the model by the CLI (unused: measurements are given).
+        predictions_dir: Folder whose finished samples ``predict`` leaves out (linked by the CLI).
     """
 
-    def __init__(self, root: str, batch_size: int = 8):
-        super().__init__()
-        self.root, self.batch_size = root, batch_size
+    def __init__(
+        self,
+        root: str,
+        batch_size: int = 8,
+        predict_start: int = 0,
+        predict_limit: int | None = None,
+        operator: Physics | None = None,
+        measurement_seed: int = 0,
+        predictions_dir: str | None = None,
+    ):
+        super().__init__(batch_size, 0, predict_start, predict_limit, operator, measurement_seed, predictions_dir)
+        self.root = root
         self.dataset: MeasurementDataset | None = None
 
     def setup(self, stage: str | None = None) -> None:
-        self.dataset = MeasurementDataset(self.root)
+        if self.dataset is None:
+            self.dataset = MeasurementDataset(self.root)
 
-    def predict_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False)
+    def predict_source(self) -> MeasurementDataset:
+        return self.dataset

@@ -3,40 +3,44 @@
 from __future__ import annotations
 
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from deepinv.physics import Physics
+
+from equireg_lit.datamodules.base import PredictDataModule
 from equireg_lit.datasets import SPLIT_SEED, SPLIT_SIZES, Split, mnist32, split_indices  # noqa: F401
 
 
 class TensorImageDataset(Dataset):
-    """Items ``{"image", "label", "index"}``; ``index`` is the position in this split."""
+    """Items ``{"image", "label", "index"}`` (plus ``extras``, the same for every item); ``index``
+    is the position in this split."""
 
-    def __init__(self, images: Tensor, labels: Tensor | None = None, offset: int = 0):
+    def __init__(self, images: Tensor, labels: Tensor | None = None, offset: int = 0,
+                 extras: dict[str, Tensor] | None = None):
         self.images = images
         self.labels = labels
         self.offset = offset
+        self.extras = extras or {}
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def subset(self, start: int, limit: int | None) -> "TensorImageDataset":
-        """Items ``start .. start + limit`` (all from ``start`` when ``limit`` is None), keeping indices."""
-        stop = len(self) if limit is None else min(len(self), start + limit)
-        labels = None if self.labels is None else self.labels[start:stop]
-        return TensorImageDataset(self.images[start:stop], labels, offset=self.offset + start)
+    @property
+    def indices(self) -> range:
+        """Dataset index of every position."""
+        return range(self.offset, self.offset + len(self))
 
     def __getitem__(self, i: int) -> dict:
-        item = {"image": self.images[i], "index": self.offset + i}
+        item = {"image": self.images[i], "index": self.offset + i, **self.extras}
         if self.labels is not None:
             item["label"] = self.labels[i]
         return item
 
 
-class _ImageDataModule(pl.LightningDataModule):
+class _ImageDataModule(PredictDataModule):
     """Shared loaders of the digit datamodules.
 
     Args:
@@ -46,6 +50,9 @@ class _ImageDataModule(pl.LightningDataModule):
             ``val`` for tuning).
         predict_start: First index (within the split) to predict.
         predict_limit: Number of images to predict (None: the rest of the split).
+        operator: Forward operator simulating the measurements (linked from the model by the CLI).
+        measurement_seed: Seed of the measurement noise (linked from the model by the CLI).
+        predictions_dir: Folder whose finished samples ``predict`` leaves out (linked by the CLI).
     """
 
     def __init__(
@@ -55,13 +62,12 @@ class _ImageDataModule(pl.LightningDataModule):
         predict_split: Split = "test",
         predict_start: int = 0,
         predict_limit: int | None = None,
+        operator: Physics | None = None,
+        measurement_seed: int = 0,
+        predictions_dir: str | None = None,
     ):
-        super().__init__()
-        self.batch_size = batch_size
-        self.num_workers = num_workers
+        super().__init__(batch_size, num_workers, predict_start, predict_limit, operator, measurement_seed, predictions_dir)
         self.predict_split = predict_split
-        self.predict_start = predict_start
-        self.predict_limit = predict_limit
         self.splits: dict[str, TensorImageDataset] = {}
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
@@ -79,9 +85,8 @@ class _ImageDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", False)
 
-    def predict_dataloader(self) -> DataLoader:
-        sub = self.splits[self.predict_split].subset(self.predict_start, self.predict_limit)
-        return DataLoader(sub, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+    def predict_source(self) -> TensorImageDataset:
+        return self.splits[self.predict_split]
 
 
 class MNISTDataModule(_ImageDataModule):

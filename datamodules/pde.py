@@ -5,17 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import lightning.pytorch as pl
 import torch
+from deepinv.physics import Physics
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from equireg_lit.datamodules.base import PredictDataModule
 from equireg_lit.datamodules.mnist import TensorImageDataset
+from equireg_lit.errors import ConfigError
 from equireg_lit.pde.data import PARAMS, SOLVER_VERSION, Problem, darcy_error_rate, generate, relative_l2
 from equireg_lit.utils.io import cached_tensors
 
 
-class PDEDataModule(pl.LightningDataModule):
+class PDEDataModule(PredictDataModule):
     """Joint two-channel fields ``(a, u)`` for Darcy, Poisson, Helmholtz or Navier-Stokes.
 
     Channels are normalized to zero mean and unit standard deviation with statistics of the
@@ -33,6 +35,9 @@ class PDEDataModule(pl.LightningDataModule):
         predict_split: Split reconstructed by ``predict``.
         predict_start: First index (within the split) to predict.
         predict_limit: Number of samples to predict (None: the rest of the split).
+        operator: Forward operator simulating the measurements (linked from the model by the CLI).
+        measurement_seed: Seed of the measurement noise (linked from the model by the CLI).
+        predictions_dir: Folder whose finished samples ``predict`` leaves out (linked by the CLI).
     """
 
     def __init__(
@@ -48,14 +53,17 @@ class PDEDataModule(pl.LightningDataModule):
         predict_split: Literal["train", "val", "test"] = "test",
         predict_start: int = 0,
         predict_limit: int | None = None,
+        operator: Physics | None = None,
+        measurement_seed: int = 0,
+        predictions_dir: str | None = None,
     ):
-        super().__init__()
+        super().__init__(batch_size, 0, predict_start, predict_limit, operator, measurement_seed, predictions_dir)
         if problem not in PARAMS:
-            raise ValueError(f"unknown problem {problem!r}; valid: {', '.join(PARAMS)}")
+            raise ConfigError(f"unknown problem {problem!r}; valid: {', '.join(PARAMS)}")
         self.problem, self.resolution = problem, resolution
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
-        self.seed, self.cache_dir, self.batch_size = seed, Path(cache_dir), batch_size
-        self.predict_split, self.predict_start, self.predict_limit = predict_split, predict_start, predict_limit
+        self.seed, self.cache_dir = seed, Path(cache_dir)
+        self.predict_split = predict_split
         self.splits: dict[str, TensorImageDataset] = {}
         self.mean = self.std = None
 
@@ -119,6 +127,7 @@ class PDEDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
 
-    def predict_dataloader(self) -> DataLoader:
-        sub = self.splits[self.predict_split].subset(self.predict_start, self.predict_limit)
-        return DataLoader(sub, batch_size=self.batch_size, shuffle=False)
+    def predict_source(self) -> TensorImageDataset:
+        # The statistics travel with the batches: PDE-residual guidance works in physical units.
+        split = self.splits[self.predict_split]
+        return TensorImageDataset(split.images, extras={"field_mean": self.mean, "field_std": self.std})

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import torch
+from deepinv.physics import Physics
 from torch.utils.data import DataLoader
 
+from equireg_lit.datamodules.base import PredictDataModule
 from equireg_lit.datamodules.mnist import TensorImageDataset
+from equireg_lit.errors import ConfigError, check_range
 
 
-class GaussianDataModule(pl.LightningDataModule):
+class GaussianDataModule(PredictDataModule):
     """Images drawn i.i.d. from ``N(mean, std^2 I)``, matching ``GaussianPrior``; every stage
     (fit, validate, test, predict) uses the same seeded draws.
 
@@ -21,6 +23,11 @@ class GaussianDataModule(pl.LightningDataModule):
         num_samples: Number of images.
         seed: Seed of the draws.
         batch_size: Batch size.
+        predict_start: First image to predict.
+        predict_limit: Number of images to predict (None: the rest).
+        operator: Forward operator simulating the measurements (linked from the model by the CLI).
+        measurement_seed: Seed of the measurement noise (linked from the model by the CLI).
+        predictions_dir: Folder whose finished samples ``predict`` leaves out (linked by the CLI).
     """
 
     def __init__(
@@ -32,12 +39,19 @@ class GaussianDataModule(pl.LightningDataModule):
         num_samples: int = 16,
         seed: int = 0,
         batch_size: int = 8,
+        predict_start: int = 0,
+        predict_limit: int | None = None,
+        operator: Physics | None = None,
+        measurement_seed: int = 0,
+        predictions_dir: str | None = None,
     ):
-        super().__init__()
+        super().__init__(batch_size, 0, predict_start, predict_limit, operator, measurement_seed, predictions_dir)
+        check_range("std", std, 0.0, low_open=True)
+        if num_samples < 1:
+            raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
         self.mean, self.std = mean, std
         self.shape = (num_samples, channels, image_size, image_size)
         self.seed = seed
-        self.batch_size = batch_size
         self.dataset: TensorImageDataset | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -47,4 +61,7 @@ class GaussianDataModule(pl.LightningDataModule):
     def _loader(self) -> DataLoader:
         return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False)
 
-    train_dataloader = val_dataloader = test_dataloader = predict_dataloader = _loader
+    train_dataloader = val_dataloader = test_dataloader = _loader
+
+    def predict_source(self) -> TensorImageDataset:
+        return self.dataset

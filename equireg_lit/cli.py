@@ -1,10 +1,80 @@
-"""The ``equireg`` command: LightningCLI with subclass mode for models and datamodules."""
+"""The ``equireg`` command: LightningCLI with subclass mode for models and datamodules.
+
+Errors a user can cause print as one line: configuration errors (exit 2) name the class and the
+setting, runtime errors (exit 1) their message; ``--debug`` (or ``EQUIREG_DEBUG=1``) shows the
+traceback. SIGTERM / SIGINT stop a run gracefully with exit code ``128 + signal``.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+import sys
+import warnings
+
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningCLI
+
+from equireg_lit.errors import ConfigError, DataError, RunInterrupted
+
+# Settings of a predict datamodule that choose or batch samples but do not change any sample's result.
+NOT_FINGERPRINTED = {"batch_size", "num_workers", "predict_start", "predict_limit", "operator",
+                     "measurement_seed", "predictions_dir"}
+
+
+class UserError(Exception):
+    """A one-line error for the user, with the exit code to leave with."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    seen = set()
+    while err.__cause__ is not None and id(err) not in seen:
+        seen.add(id(err))
+        err = err.__cause__
+    return err
+
+
+def _raising_class(err: BaseException) -> str | None:
+    """Name of the class whose ``__init__`` raised ``err`` (innermost), if any."""
+    tb, name = err.__traceback__, None
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "__init__" and "self" in frame.f_locals:
+            name = type(frame.f_locals["self"]).__name__
+        tb = tb.tb_next
+    return name
+
+
+def fingerprint(config, model: pl.LightningModule) -> dict:
+    """Everything that determines a predicted sample: the model settings, the data selection
+    (not its batching), the precision, and a hash of the prior's weights."""
+    cfg = config.as_dict()
+    data = dict(cfg.get("data") or {})
+    data["init_args"] = {k: v for k, v in (data.get("init_args") or {}).items() if k not in NOT_FINGERPRINTED}
+    out = {"model": cfg.get("model"), "data": data, "precision": (cfg.get("trainer") or {}).get("precision")}
+    prior = getattr(model, "prior", None)
+    if prior is not None:
+        h = hashlib.sha256()
+        for key, tensor in sorted(prior.state_dict().items()):
+            h.update(key.encode())
+            h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        out["prior_weights_sha256"] = h.hexdigest()
+    return json.loads(json.dumps(out, default=str))  # tuples as lists, as stored in run.json
+
+
+def predictions_dir(default_root_dir: str | None) -> str:
+    """The predictions folder of a run (module-level: ``ddp_spawn`` pickles it)."""
+    from equireg_lit.data import PredictionFolder
+
+    return str(PredictionFolder.of_run(default_root_dir).root)
 
 
 class EquiRegCLI(LightningCLI):
@@ -15,8 +85,27 @@ class EquiRegCLI(LightningCLI):
             "--overwrite",
             type=bool,
             default=False,
-            help="predict: redo samples whose outputs already exist (default: keep them and resume)",
+            help="predict: remove the samples of earlier runs in the folder and redo all (default: keep and resume)",
         )
+        # One home for each shared setting: the datamodule simulates measurements with the model's
+        # operator and seed, and leaves out the samples finished in the run's predictions folder.
+        parser.link_arguments("model.init_args.operator", "data.init_args.operator")
+        parser.link_arguments("model.init_args.seed", "data.init_args.measurement_seed")
+        parser.link_arguments("trainer.default_root_dir", "data.init_args.predictions_dir", compute_fn=predictions_dir)
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except Exception as err:  # jsonargparse wraps a class's own error in a union dump
+            root = _root_cause(err)
+            where = _raising_class(root)
+            raise UserError(f"{where + ': ' if where else ''}{root}", code=2) from err
+
+    def before_fit(self) -> None:
+        from equireg_lit.callbacks import CheckpointOnStop
+
+        if not any(isinstance(cb, CheckpointOnStop) for cb in self.trainer.callbacks):
+            self.trainer.callbacks.append(CheckpointOnStop())
 
     def before_predict(self) -> None:
         from equireg_lit.callbacks import PredictionWriter
@@ -24,29 +113,83 @@ class EquiRegCLI(LightningCLI):
         # Predictions go to files through the writer, never accumulated in memory.
         if self.config_init["predict"].get("return_predictions") is None:
             self.config_init["predict"]["return_predictions"] = False
-
         writers = [cb for cb in self.trainer.callbacks if isinstance(cb, BasePredictionWriter)]
         if not writers:
             writer = PredictionWriter()
-            self.trainer.callbacks.append(writer)
+            self.trainer.callbacks.insert(0, writer)
             writers = [writer]
-        if self.config["predict"].get("overwrite"):
-            for cb in writers:
-                if isinstance(cb, PredictionWriter):
-                    cb.overwrite = True
+        for cb in writers:
+            if isinstance(cb, PredictionWriter):
+                cb.overwrite = cb.overwrite or bool(self.config["predict"].get("overwrite"))
+                cb.fingerprint = fingerprint(self.config["predict"], self.model)
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in str(record.msg)
+
+
+def quiet_console() -> None:
+    """No Lightning advertisements and no third-party deprecation noise."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")
+    warnings.filterwarnings("ignore", message=r".*`isinstance\(treespec, LeafSpec\)`.*")
+    # Prediction batches carry their own dataset indices (PredictionSet); Lightning need not infer them.
+    warnings.filterwarnings("ignore", message=r".*infer the batch indices.*")
+    warnings.filterwarnings("ignore", message=r".*length of `DataLoader` across ranks is zero.*")  # all finished
+    # ddp_spawn hands the model to its workers through shared memory; the default file-descriptor
+    # strategy fails in some containers ("unable to resize file"), the file-system one does not.
+    torch.multiprocessing.set_sharing_strategy("file_system")
+
+
+# At import: ddp_spawn workers import this module but never run main().
+quiet_console()
 
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``equireg`` console script (``args`` for in-process tests)."""
-    EquiRegCLI(
-        pl.LightningModule,
-        pl.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        trainer_defaults={"inference_mode": False},  # guidance needs gradients during predict
-        args=args,
-    )
+    from equireg_lit.utils import signals
+
+    argv = list(sys.argv[1:] if args is None else args)
+    debug = "--debug" in argv or os.environ.get("EQUIREG_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    if args is None and "--debug" in sys.argv:
+        sys.argv.remove("--debug")  # DDP workers re-run sys.argv
+    signals.install()
+    try:
+        EquiRegCLI(
+            pl.LightningModule,
+            pl.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"inference_mode": False},  # guidance needs gradients during predict
+            args=argv if args is not None else None,
+        )
+    except SystemExit as err:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(err, SIGTERMException):  # fit stopped by SIGTERM / SIGINT (checkpoint saved)
+            signum = signals.requested() or 15
+            print(f"equireg: stopped by signal {signum}; rerun with --ckpt_path to continue", file=sys.stderr)
+            raise SystemExit(128 + signum) from None
+        raise
+    except RunInterrupted as err:
+        print(f"equireg: {err}; finished samples are kept, rerun the same command to finish", file=sys.stderr)
+        raise SystemExit(128 + err.signum) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as err:
+        if debug:
+            raise
+        cause = err if isinstance(err, UserError) else _root_cause(err)
+        # Settings and files the user can fix: exit 2 like a parse error; anything else: exit 1.
+        code = err.code if isinstance(err, UserError) else 2 if isinstance(cause, (ConfigError, DataError)) else 1
+        hint = "" if isinstance(err, UserError) or code == 2 else " (rerun with --debug for the traceback)"
+        print(f"equireg: error: {cause}{hint}", file=sys.stderr)
+        raise SystemExit(code) from None
+    finally:
+        signals.uninstall()
 
 
 if __name__ == "__main__":

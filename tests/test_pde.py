@@ -209,7 +209,7 @@ def test_residual_rejects_navier_stokes_and_unbound_normalization():
 
     with pytest.raises(ValueError, match="Navier-Stokes relates a and u"):
         PDEResidual("navier_stokes")
-    with pytest.raises(RuntimeError, match="normalization"):
+    with pytest.raises(ValueError, match="normalization"):
         PDEResidual("poisson")(torch.zeros(1, 2, 8, 8))
     with pytest.raises(ValueError, match=r"\[B, 2, n, n\]"):
         PDEResidual("poisson", mean=[0, 0], std=[1, 1])(torch.zeros(1, 1, 8, 8))

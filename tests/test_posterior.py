@@ -61,14 +61,16 @@ def make_sampler(regularizer=None, prior=None, seed=0, steps=20):
 
 
 def predict(tmp_path, model, batch_size=4, num_samples=8, overwrite=False, name="out"):
-    writer = PredictionWriter(output_dir=str(tmp_path / name), overwrite=overwrite)
+    """The CLI's wiring by hand: the datamodule gets the model's operator and seed and the run's folder."""
+    writer = PredictionWriter(overwrite=overwrite)
     trainer = pl.Trainer(
         inference_mode=False, logger=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[writer], default_root_dir=str(tmp_path),
+        callbacks=[writer], default_root_dir=str(tmp_path / name),
     )
-    dm = GaussianDataModule(num_samples=num_samples, batch_size=batch_size, seed=3)
+    dm = GaussianDataModule(num_samples=num_samples, batch_size=batch_size, seed=3, operator=model.operator,
+                            measurement_seed=model.seed, predictions_dir=str(tmp_path / name / "predictions"))
     trainer.predict(model, datamodule=dm, return_predictions=False)
-    return tmp_path / name
+    return tmp_path / name / "predictions"
 
 
 def load(out, i):
@@ -103,12 +105,13 @@ def test_outputs_and_resume(tmp_path):
     for i in (2, 5):
         (out / "samples" / f"{i:05d}.json").unlink()
     mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "samples").glob("*.safetensors")}
-    before = load(out, 1)
+    before = {i: load(out, i) for i in range(8)}
     predict(tmp_path, make_sampler(), num_samples=8)
     after = {p.name: p.stat().st_mtime_ns for p in (out / "samples").glob("*.safetensors")}
     rewritten = sorted(k for k in after if after[k] != mtimes.get(k))
     assert rewritten == ["00002.safetensors", "00005.safetensors"]
-    assert torch.equal(load(out, 1), before)
+    # Their batches were recomputed whole, so the redone samples are bit-identical.
+    assert all(torch.equal(load(out, i), before[i]) for i in range(8))
     assert len((out / "metrics.csv").read_text().splitlines()) == 9
     predict(tmp_path, make_sampler(), num_samples=8, overwrite=True)
     again = {p.name: p.stat().st_mtime_ns for p in (out / "samples").glob("*.safetensors")}
@@ -132,11 +135,12 @@ class NaNPrior(GaussianPrior):
 
 
 def test_nan_names_sample_and_step_and_keeps_other_outputs(tmp_path):
-    with pytest.raises(SamplingError, match=r"sample 1 at step 4"):
+    with pytest.raises(SamplingError, match=r"1 sample\(s\) diverged .*sample 1 at step 4. 7 finished samples"):
         predict(tmp_path, make_sampler(prior=NaNPrior()), batch_size=4, num_samples=8)
-    done = sorted(int(p.stem) for p in (tmp_path / "out" / "samples").glob("*.json"))
+    out = tmp_path / "out" / "predictions"
+    done = sorted(int(p.stem) for p in (out / "samples").glob("*.json"))
     assert done == [0, 2, 3, 4, 5, 6, 7]
-    assert (tmp_path / "out" / "failures.json").is_file()
+    assert (out / "failures.json").is_file()
 
 
 def test_shape_and_group_errors_before_sampling():
@@ -174,16 +178,20 @@ def test_measurement_mode_reads_y_and_mask_from_files(tmp_path):
     assert torch.equal(op.mask, box.mask)
     model = PosteriorSampler(prior=GaussianPrior(image_size=8), operator=op, solver=DPS(num_steps=20, clip_x0=False),
                              mode="measurement")
-    writer = PredictionWriter(output_dir=str(tmp_path / "out"))
-    trainer = pl.Trainer(inference_mode=False, logger=False, enable_progress_bar=False, callbacks=[writer])
+    writer = PredictionWriter()
+    trainer = pl.Trainer(inference_mode=False, logger=False, enable_progress_bar=False, callbacks=[writer],
+                         default_root_dir=str(tmp_path / "out"))
     trainer.predict(model, datamodule=MeasurementDataModule(str(meas), batch_size=2), return_predictions=False)
-    names = sorted(p.name for p in (tmp_path / "out" / "samples").glob("*"))
+    names = sorted(p.name for p in (tmp_path / "out" / "predictions" / "samples").glob("*"))
     assert "00012_recon.png" in names and not any("truth" in n for n in names)
     # A measurement that does not match the operator is refused before sampling.
     bad = PosteriorSampler(prior=GaussianPrior(image_size=8), operator=DenseGaussian(img_size=(1, 8, 8)),
                            solver=DPS(num_steps=5), mode="measurement")
     with pytest.raises(ValueError, match=r"measurements have shape \(2, 1, 8, 8\) but the operator produces \(2, 16\)"):
         bad.predict_step({"y": torch.zeros(2, 1, 8, 8), "index": torch.tensor([0, 1])}, 0)
+    # A measurement-mode model refuses ground-truth data, and vice versa, naming the mode.
+    with pytest.raises(ValueError, match="mode is 'benchmark' but the data has no ground truth"):
+        make_sampler().predict_step({"y": torch.zeros(2, 32), "index": torch.tensor([0, 1])}, 0)
 
 
 def test_zeta_zero_reproduces_the_prior():

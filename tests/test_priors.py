@@ -97,7 +97,9 @@ def test_mnist_split_is_fixed_and_disjoint():
     parts = [set(split_indices(s).tolist()) for s in ("train", "val", "test")]
     assert [len(p) for p in parts] == [4000, 500, 500]
     assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
-    dm = MNISTDataModule(predict_limit=3, predict_start=10)
+    from equireg_lit.physics import BoxInpainting
+
+    dm = MNISTDataModule(predict_limit=3, predict_start=10, operator=BoxInpainting())
     dm.setup()
     item = dm.splits["test"][0]
     assert item["image"].shape == (1, 32, 32) and -1.0 <= item["image"].min() and item["image"].max() <= 1.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -10,27 +12,21 @@ from deepinv.physics import Physics
 from torch import Tensor
 
 from equireg_lit.diffusion.priors import DiffusionPrior
+from equireg_lit.errors import ConfigError, DataError
 from equireg_lit.pde.residual import PDEResidual
-from equireg_lit.physics.operators import simulate
 from equireg_lit.regularizer import EquiReg
 from equireg_lit.regularizer.functions import PriorDenoiser
+from equireg_lit.rng import STREAM_REGULARIZER, STREAM_SOLVER, sample_generators
 from equireg_lit.solvers.base import Guidance, Solver
-
-# Independent random streams per sample, derived from (seed, dataset index).
-STREAM_MEASUREMENT, STREAM_SOLVER, STREAM_REGULARIZER = 0, 1, 2
-
-
-def sample_generator(seed: int, index: int, stream: int) -> torch.Generator:
-    """Generator for one sample and one purpose: results do not depend on batch, order or device count."""
-    return torch.Generator().manual_seed(((seed * 1_000_003 + index) * 8 + stream) % (2**63 - 1))
+from equireg_lit.utils import signals
 
 
 class PosteriorSampler(pl.LightningModule):
     """Regularized posterior sampling for ``equireg predict``.
 
-    Benchmark mode: batches carry ground truth ``image``; measurements are simulated with noise
-    seeded by each sample's dataset ``index``. Measurement mode: batches carry ``y`` (and no
-    truth) and the operator's parameters come from the configuration.
+    Batches come from the datamodule with measurements ``y`` (simulated from ground truth with
+    noise seeded by each sample's dataset index in benchmark mode, read from files in
+    measurement mode) and, in benchmark mode, the ground truth.
 
     Args:
         prior: Diffusion prior (epsilon network with its schedule).
@@ -38,10 +34,9 @@ class PosteriorSampler(pl.LightningModule):
             with ``img_size_chw`` and ``noise_sigma``).
         solver: Posterior sampler, e.g. ``equireg_lit.solvers.DPS``.
         regularizer: EquiReg penalty added to the data term, or None for the plain solver.
-        pde_residual: PDE-residual guidance term (``equireg_lit.pde.PDEResidual``), or None;
-            its normalization is taken from the datamodule when not configured.
+        pde_residual: PDE-residual guidance term (``equireg_lit.pde.PDEResidual``), or None.
         seed: Base seed; each sample's streams derive from (seed, dataset index).
-        mode: ``benchmark`` (simulate y from ground truth) or ``measurement`` (y given).
+        mode: ``benchmark`` (y simulated from ground truth) or ``measurement`` (y given).
     """
 
     def __init__(
@@ -55,6 +50,9 @@ class PosteriorSampler(pl.LightningModule):
         mode: Literal["benchmark", "measurement"] = "benchmark",
     ):
         super().__init__()
+        steps, T = getattr(solver, "num_steps", 1), prior.schedule.num_train_timesteps
+        if steps > T:
+            raise ConfigError(f"solver num_steps {steps} exceeds the prior's {T} training timesteps; use 1..{T}")
         self.prior = prior.requires_grad_(False).eval()
         self.operator = operator
         self.solver = solver
@@ -67,9 +65,7 @@ class PosteriorSampler(pl.LightningModule):
                 regularizer.f.bind(self.prior)
             if isinstance(regularizer.f, torch.nn.Module):
                 regularizer.f.requires_grad_(False).eval()
-        self.skip_indices: set[int] = set()
         self._checked_shape: tuple | None = None
-        self.show_step_progress = True
 
     def check_shapes(self, shape: torch.Size, what: str) -> None:
         """Every shape check, before any sampling work starts."""
@@ -84,57 +80,52 @@ class PosteriorSampler(pl.LightningModule):
 
     def on_predict_start(self) -> None:
         self.prior.eval()
-        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if self.pde_residual is not None and getattr(dm, "mean", None) is not None:
-            self.pde_residual.bind_normalization(dm.mean, dm.std)
         if self.regularizer is not None and isinstance(self.regularizer.f, torch.nn.Module):
             self.regularizer.f.eval()
 
-    def measure(self, x: Tensor, indices: list[int]) -> Tensor:
-        gens = [sample_generator(self.seed, i, STREAM_MEASUREMENT) for i in indices]
-        return simulate(self.operator, x, gens)
-
-    def predict_step(self, batch: dict, batch_idx: int) -> dict | None:
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
         indices = [int(i) for i in batch["index"]]
-        keep = [j for j, i in enumerate(indices) if i not in self.skip_indices]
-        if not keep:
-            return None
-        if len(keep) < len(indices):
-            batch = {k: (v[keep] if isinstance(v, Tensor) else [v[j] for j in keep]) for k, v in batch.items()}
-            indices = [indices[j] for j in keep]
-        truth = batch.get("image")
-        if self.mode == "benchmark":
-            if truth is None:
-                raise ValueError("benchmark mode needs batches with ground-truth 'image'; use mode: measurement")
-            self.check_shapes(truth.shape, "ground-truth batch")
-            with torch.no_grad():
-                y = self.measure(truth, indices)
+        truth, y = batch.get("truth"), batch.get("y")
+        if y is None:
+            raise DataError("prediction batches need measurements 'y'; use a datamodule of equireg_lit.datamodules")
+        if self.mode == "benchmark" and truth is None:
+            raise ConfigError(
+                "mode is 'benchmark' but the data has no ground truth; set mode: measurement for measurement files"
+            )
+        if truth is not None:
             shape = truth.shape
+            self.check_shapes(shape, "ground-truth batch")
         else:
-            if "y" not in batch:
-                raise ValueError("measurement mode needs batches with measurements 'y'")
-            y = batch["y"]
             c, h, w = self.operator.img_size_chw
             shape = torch.Size((y.shape[0], c, h, w))
             self.check_shapes(shape, "operator image size")
-            with torch.no_grad():
-                expected = self.operator.A(torch.zeros(shape, device=y.device)).shape
-            if tuple(y.shape) != tuple(expected):
-                raise ValueError(
-                    f"measurements have shape {tuple(y.shape)} but the operator produces {tuple(expected)}; "
-                    "check the operator settings (img_size, factor, mask) against the measurement files"
-                )
-        guidance = None
-        if self.solver is not None:
-            reg_gens = [sample_generator(self.seed, i, STREAM_REGULARIZER) for i in indices]
-            guidance = Guidance(self.operator, y, self.regularizer, reg_gens, residual=self.pde_residual)
-        gens = [sample_generator(self.seed, i, STREAM_SOLVER) for i in indices]
+        with torch.no_grad():
+            expected = self.operator.A(torch.zeros(shape, device=y.device)).shape
+        if tuple(y.shape) != tuple(expected):
+            raise DataError(
+                f"measurements have shape {tuple(y.shape)} but the operator produces {tuple(expected)}; "
+                "check the operator settings (img_size, factor, mask) against the measurement files"
+            )
+        residual = None
+        if self.pde_residual is not None:
+            residual = functools.partial(self.pde_residual, mean=batch.get("field_mean"), std=batch.get("field_std"))
+        reg_gens = sample_generators(self.seed, indices, STREAM_REGULARIZER)
+        guidance = Guidance(self.operator, y, self.regularizer, reg_gens, residual=residual)
+        f_before = self.regularizer.f_evaluations if self.regularizer is not None else 0
         bar = self._step_bar(batch_idx)
-        out = self.solver.sample(
-            self.prior, tuple(shape), gens, guidance, on_step=(lambda i, n, x0: bar.update(1)) if bar else None
-        )
-        if bar is not None:
-            bar.close()
+
+        def on_step(i: int, n: int, x0: Tensor) -> None:
+            signals.raise_if_requested()  # SIGTERM / SIGINT: stop within one step
+            if bar is not None:
+                bar.update(1)
+
+        try:
+            out = self.solver.sample(self.prior, tuple(shape), sample_generators(self.seed, indices, STREAM_SOLVER),
+                                     guidance, on_step=on_step)
+        finally:
+            if bar is not None:
+                bar.close()
+        f_evals = (self.regularizer.f_evaluations - f_before) if self.regularizer is not None else 0
         return {
             "index": indices,
             "reconstruction": out.x.detach().cpu(),
@@ -142,13 +133,14 @@ class PosteriorSampler(pl.LightningModule):
             "truth": None if truth is None else truth.detach().cpu(),
             "label": batch.get("label"),
             "failed": out.failed,
-            "nfe": out.nfe,
+            "nfe": out.nfe + f_evals,
             "network_seconds": out.network_seconds,
             "total_seconds": out.total_seconds,
         }
 
     def _step_bar(self, batch_idx: int):
-        if not self.show_step_progress or self._trainer is None or not self.trainer.progress_bar_callback:
+        # Per-step progress only on a terminal: a log file gets no line per step.
+        if self._trainer is None or not self.trainer.progress_bar_callback or not sys.stderr.isatty():
             return None
         from tqdm.auto import tqdm
 

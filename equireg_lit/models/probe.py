@@ -17,6 +17,7 @@ from equireg_lit.probes.report import write_selection_report
 from equireg_lit.regularizer import EquiReg
 from equireg_lit.regularizer.functions import PriorDenoiser
 from equireg_lit.regularizer.groups import get_group
+from equireg_lit.models.score import check_trains_before_export
 from equireg_lit.utils.io import run_config_text, save_weights
 
 Objective = Literal["equivariance", "classification", "contrastive", "separation"]
@@ -77,6 +78,7 @@ class ProbeModule(_ErrorCollector):
         temperature: InfoNCE temperature.
         report_dir: Where ``test`` writes the selection report (default: the run folder).
         export_path: Write f's weights (``.safetensors``) and provenance at the end of fit.
+        allow_untrained: Export even when fit runs no training step (off: never export an untrained f).
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class ProbeModule(_ErrorCollector):
         temperature: float = 0.1,
         report_dir: str | None = None,
         export_path: str | None = None,
+        allow_untrained: bool = False,
     ):
         super().__init__()
         # report_dir is not a hyperparameter: a checkpoint's value must not override the command line.
@@ -139,32 +142,38 @@ class ProbeModule(_ErrorCollector):
         self.log("val/auroc", auroc(on, off), prog_bar=True)
         self.log("val/on_error", on.mean())
 
-    def _f_block(self) -> dict | None:
-        cfg = _run_config(self.trainer) if self._trainer is not None else None
+    def _f_block(self, cfg: dict | None) -> dict | None:
         if not cfg or not self.hparams.export_path:
             return None
         return {"class_path": "equireg_lit.probes.Pretrained",
                 "init_args": {"module": cfg["model"]["init_args"]["f"], "weights": str(self.hparams.export_path)}}
 
-    def _blocks(self) -> dict[str, dict | None]:
-        f = self._f_block()
+    def _blocks(self, cfg: dict | None = None) -> dict[str, dict | None]:
+        if cfg is None and self._trainer is not None:
+            cfg = _run_config(self.trainer)
+        f = self._f_block(cfg)
         if f is None:
             return {}
         h = self.hparams
         return {"probe": {"class_path": "equireg_lit.regularizer.EquiReg", "init_args": {
             "f": f, "group": h.group, "form": h.form, "reduction": h.reduction, "alpha": 0.01}}}
 
+    def on_fit_start(self) -> None:
+        check_trains_before_export(self.trainer, self.hparams.export_path, self.hparams.allow_untrained)
+
     def on_fit_end(self) -> None:
-        if not self.hparams.export_path or not self.trainer.is_global_zero:
+        if not self.hparams.export_path:
             return
-        val = self.trainer.callback_metrics.get("val/auroc")
-        cfg = _run_config(self.trainer)
-        save_weights(self.f, self.hparams.export_path, {
-            "kind": "probe", "hparams": dict(self.hparams), "epochs": self.current_epoch,
-            "final_val_auroc": None if val is None else float(val),
-            "f": None if cfg is None else cfg["model"]["init_args"]["f"],
-            "regularizer_block": self._blocks().get("probe"),
-        })
+        cfg = _run_config(self.trainer)  # a collective under DDP: every process asks
+        if self.trainer.is_global_zero:
+            val = self.trainer.callback_metrics.get("val/auroc")
+            save_weights(self.f, self.hparams.export_path, {
+                "kind": "probe", "hparams": dict(self.hparams), "epochs": self.current_epoch,
+                "final_val_auroc": None if val is None else float(val),
+                "f": None if cfg is None else cfg["model"]["init_args"]["f"],
+                "regularizer_block": self._blocks(cfg).get("probe"),
+            })
+        self.trainer.strategy.barrier("probe_export")
 
 
 class SelectionModule(_ErrorCollector):

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from equireg_lit.diffusion.priors import DiffusionPrior
+from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.regularizer.groups import GROUP_NAMES, get_group
 from equireg_lit.solvers.dps import DPS
 from equireg_lit.utils.io import run_config_text, save_weights
@@ -27,6 +28,15 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         pe.lerp_(pm.detach(), 1.0 - decay)
     for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
         be.copy_(bm)
+
+
+def check_trains_before_export(trainer: pl.Trainer, export_path: str | None, allow_untrained: bool) -> None:
+    """Refuse a fit that would export weights without a single training step."""
+    if export_path and not allow_untrained and (trainer.max_epochs == 0 or trainer.max_steps == 0):
+        raise ConfigError(
+            f"fit with trainer.max_epochs {trainer.max_epochs} / max_steps {trainer.max_steps} trains nothing but would "
+            f"export to {export_path}; train at least one step, or set model.init_args.allow_untrained true"
+        )
 
 
 # The EMA copy is in eval mode on purpose; Lightning's fit-start warning about it is noise here.
@@ -69,6 +79,8 @@ class ScoreModule(pl.LightningModule):
         sample_steps: DDIM steps for that grid (cheap reduced-step sampler).
         export_path: Write the EMA weights here (``.safetensors``) with a provenance ``.json``
             at the end of fit.
+        allow_untrained: Export even when fit runs no training step (``max_epochs: 0``); off by
+            default, so random weights are never exported as if trained.
         seed: Seed recorded in the provenance and used for the fixed validation noise.
     """
 
@@ -86,11 +98,17 @@ class ScoreModule(pl.LightningModule):
         num_sample_images: int = 16,
         sample_steps: int = 50,
         export_path: str | None = None,
+        allow_untrained: bool = False,
         seed: int = 0,
     ):
         super().__init__()
         if augment_group is not None and augment_group not in GROUP_NAMES:
-            raise ValueError(f"unknown augment_group {augment_group!r}; valid: {', '.join(GROUP_NAMES)}")
+            raise ConfigError(f"unknown augment_group {augment_group!r}; valid: {', '.join(GROUP_NAMES)}")
+        check_range("lr", lr, 0.0, low_open=True)
+        check_range("ema_decay", ema_decay, 0.0, 1.0)
+        check_range("augment_prob", augment_prob, 0.0, 1.0)
+        if warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0, got {warmup_steps}")
         self.save_hyperparameters(ignore=["prior"])
         self.prior = prior
         self.ema = copy.deepcopy(prior).requires_grad_(False).eval()
@@ -131,6 +149,7 @@ class ScoreModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self._fit_start = time.time()
+        check_trains_before_export(self.trainer, self.hparams.export_path, self.hparams.allow_untrained)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         x0 = batch["image"]
@@ -149,7 +168,7 @@ class ScoreModule(pl.LightningModule):
         # Fixed noise per batch so validation losses are comparable across epochs.
         g = torch.Generator().manual_seed(self.hparams.seed * 100003 + batch_idx)
         loss = self.diffusion_loss(self.ema, batch["image"], generator=g)
-        self.log("val/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0], sync_dist=True)
 
     def sample(self, n: int, steps: int, seed: int = 0) -> Tensor:
         """Unconditional EMA samples with a DDIM subsequence of ``steps`` steps."""
@@ -174,10 +193,14 @@ class ScoreModule(pl.LightningModule):
         logger.experiment.add_image("samples/ema", grid, self.global_step)
 
     def on_fit_end(self) -> None:
-        if self.hparams.export_path and self.trainer.is_global_zero:
-            self.export(self.hparams.export_path)
+        if not self.hparams.export_path:
+            return
+        config_text = run_config_text(self.trainer.log_dir)  # a collective under DDP: every process asks
+        if self.trainer.is_global_zero:
+            self.export(self.hparams.export_path, config_text)
+        self.trainer.strategy.barrier("score_export")
 
-    def export(self, path: str | Path) -> None:
+    def export(self, path: str | Path, config_text: str | None = None) -> None:
         """Write EMA weights (safetensors) and a provenance JSON next to them."""
         val = self.trainer.callback_metrics.get("val/loss")
         prov = prior_provenance(
@@ -186,7 +209,7 @@ class ScoreModule(pl.LightningModule):
             global_steps=self.global_step,
             wall_time_seconds=round(time.time() - self._fit_start, 1),
             final_val_loss_ema=None if val is None else float(val),
-            config_yaml=run_config_text(self.trainer.log_dir),
+            config_yaml=config_text,
         )
         save_weights(getattr(self.ema, "net", self.ema), path, prov)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from equireg_lit.errors import ConfigError
 from equireg_lit.pde.data import PARAMS
 from equireg_lit.pde.elliptic import darcy_operator
 
@@ -55,13 +56,14 @@ class PDEResidual(nn.Module):
 
     ``||.||_h`` is the discrete L2 norm on the unit square (``sqrt(sum r^2 h^2)``), so the weight
     does not change meaning with the resolution. The normalization statistics are those of the
-    training data; ``PosteriorSampler`` binds them from a ``PDEDataModule`` when not given.
+    training data: configured here, or carried by the batches of a ``PDEDataModule``
+    (``field_mean`` / ``field_std``), which ``PosteriorSampler`` passes to every call.
 
     Args:
         problem: ``darcy``, ``poisson`` or ``helmholtz``.
         weight: Multiplier of the residual norm (added to the data term before the DPS step).
-        mean: Per-channel mean of the normalization (None: bound from the datamodule).
-        std: Per-channel standard deviation of the normalization (None: bound from the datamodule).
+        mean: Per-channel mean of the normalization (None: taken from the batches).
+        std: Per-channel standard deviation of the normalization (None: taken from the batches).
     """
 
     def __init__(self, problem: str, weight: float = 1e-3, mean: list[float] | None = None,
@@ -72,20 +74,20 @@ class PDEResidual(nn.Module):
         self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32)
         self.std = None if std is None else torch.tensor(std, dtype=torch.float32)
 
-    def bind_normalization(self, mean: Tensor, std: Tensor) -> "PDEResidual":
-        """Use these per-channel statistics (keeps explicitly configured ones)."""
-        if self.mean is None or self.std is None:
-            self.mean, self.std = torch.as_tensor(mean).float(), torch.as_tensor(std).float()
-        return self
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.mean is None or self.std is None:
-            raise RuntimeError(
+    def forward(self, x: Tensor, mean: Tensor | None = None, std: Tensor | None = None) -> Tensor:
+        """Per-sample residual norm of ``x`` ``[B, 2, n, n]``; ``mean``/``std`` (``[2]`` or ``[B, 2]``)
+        are the data's statistics when not configured."""
+        mean = self.mean if self.mean is not None else mean
+        std = self.std if self.std is not None else std
+        if mean is None or std is None:
+            raise ConfigError(
                 "PDEResidual needs the data normalization: pass mean/std, or predict with a PDEDataModule"
             )
         if x.ndim != 4 or x.shape[1] != 2:
             raise ValueError(f"PDE residual needs joint (a, u) fields [B, 2, n, n], got {tuple(x.shape)}")
-        phys = x * self.std.view(1, -1, 1, 1).to(x) + self.mean.view(1, -1, 1, 1).to(x)
+        mean, std = torch.as_tensor(mean).to(x), torch.as_tensor(std).to(x)
+        view = (-1, 2, 1, 1) if mean.ndim == 2 else (1, -1, 1, 1)
+        phys = x * std.view(view) + mean.view(view)
         r = residual(self.problem, phys[:, 0], phys[:, 1])
         h = 1.0 / (x.shape[-1] - 1)
         return self.weight * h * torch.linalg.vector_norm(r.flatten(1), dim=1)

@@ -1,6 +1,7 @@
 """Forward operators (deepinv ``Physics`` subclasses) for image restoration tasks."""
 
 from equireg_lit.physics.operators import (
+    SeededGaussianNoise,
     BoxInpainting,
     DenseGaussian,
     FourierPhaseRetrieval,
@@ -16,5 +17,5 @@ from equireg_lit.physics.operators import (
 
 __all__ = [
     "BoxInpainting", "MaskInpainting", "RandomInpainting", "SuperResolution", "GaussianBlur", "MotionBlur",
-    "FourierPhaseRetrieval", "HighDynamicRange", "DenseGaussian", "SparsePoints", "simulate",
+    "FourierPhaseRetrieval", "HighDynamicRange", "DenseGaussian", "SparsePoints", "SeededGaussianNoise", "simulate",
 ]

@@ -18,13 +18,47 @@ from deepinv.physics.functional import gaussian_blur as _gaussian_kernel
 from deepinv.physics.generator import MotionBlurGenerator
 from torch import Tensor
 
+from equireg_lit.errors import ConfigError, DataError, check_range
+
 ImgSize = tuple[int, int, int]
+
+
+def _identity(x: Tensor, **kwargs) -> Tensor:
+    return x
+
+
+def _rebuild(cls: type, args: tuple, kwargs: dict):
+    return cls(*args, **kwargs)
+
+
+class SeededGaussianNoise(GaussianNoise):
+    """deepinv's ``GaussianNoise`` plus :meth:`per_sample`, which draws each sample's noise from
+    its own generator (results independent of batch and device count), and picklable (deepinv's
+    base class stores a lambda, which breaks ``ddp_spawn`` and DataLoader workers).
+
+    Args:
+        sigma: Standard deviation of the noise.
+    """
+
+    def __init__(self, sigma: float = 0.05):
+        super().__init__(sigma=sigma)
+        self.noise_model = _identity
+
+    def per_sample(self, clean: Tensor, generators: list[torch.Generator]) -> Tensor:
+        """``clean + sigma * n_i`` with ``n_i`` drawn on the CPU from ``generators[i]``."""
+        if len(generators) != clean.shape[0]:
+            raise ValueError(f"need one generator per sample: {len(generators)} for a batch of {clean.shape[0]}")
+        sigma = float(self.sigma)
+        if sigma == 0:
+            return clean
+        noise = torch.stack([torch.randn(clean.shape[1:], generator=g) for g in generators]).to(clean)
+        return clean + sigma * noise
 
 
 def _check_img(physics: Physics, shape: tuple[int, ...] | torch.Size, what: str = "data") -> None:
     expected = tuple(physics.img_size_chw)
     if len(shape) != 4 or tuple(shape[1:]) != expected:
-        raise ValueError(
+        raise ConfigError(
             f"{type(physics).__name__} is configured for images of shape [B, {expected[0]}, {expected[1]}, "
             f"{expected[2]}] but the {what} has shape {tuple(shape)}; set the operator's img_size to "
             f"[{', '.join(str(s) for s in shape[1:])}] or resize the data"
@@ -35,25 +69,39 @@ class _Task:
     """Mixin: image size, noise level and the shape check shared by every task."""
 
     img_size_chw: ImgSize
-    noise_sigma: float
     is_linear: bool = True
 
     def _setup_task(self, img_size: ImgSize, noise_sigma: float) -> None:
-        if len(img_size) != 3:
-            raise ValueError(f"img_size must be [C, H, W], got {img_size}")
-        if noise_sigma < 0:
-            raise ValueError(f"noise_sigma must be >= 0, got {noise_sigma}")
+        if len(img_size) != 3 or any(int(s) < 1 for s in img_size):
+            raise ConfigError(f"img_size must be [C, H, W] with positive sizes, got {list(img_size)}")
+        check_range("noise_sigma", noise_sigma, 0.0)
         self.img_size_chw = tuple(int(s) for s in img_size)
-        self.noise_sigma = float(noise_sigma)
+
+    @property
+    def noise_sigma(self) -> float:
+        """Standard deviation of the measurement noise (held by the noise model, its one home)."""
+        return float(self.noise_model.sigma)
 
     def check_input(self, shape: tuple[int, ...] | torch.Size, what: str = "data") -> None:
         _check_img(self, shape, what)
+
+    def __new__(cls, *args, **kwargs):
+        obj = super().__new__(cls)
+        obj.__dict__["_init_args"] = (args, kwargs)
+        return obj
+
+    def __reduce__(self):
+        # deepinv operators hold lambdas (default forward, sensor and SVD maps) that cannot be
+        # pickled (ddp_spawn, DataLoader workers); a task is rebuilt from its constructor
+        # arguments instead, which determine it completely (masks and kernels are seeded).
+        args, kwargs = self.__dict__["_init_args"]
+        return (_rebuild, (type(self), args, kwargs))
 
 
 def _box_mask(img_size: ImgSize, box_size: int) -> Tensor:
     c, h, w = img_size
     if not 0 < box_size <= min(h, w):
-        raise ValueError(f"box_size must be in (0, {min(h, w)}], got {box_size}")
+        raise ConfigError(f"box_size must be in (0, {min(h, w)}], got {box_size}")
     mask = torch.ones(c, h, w)
     top, left = (h - box_size) // 2, (w - box_size) // 2
     mask[:, top : top + box_size, left : left + box_size] = 0
@@ -72,7 +120,7 @@ class BoxInpainting(_Task, Inpainting):
     def __init__(self, img_size: ImgSize = (1, 32, 32), box_size: int = 16, noise_sigma: float = 0.05):
         self._setup_task(img_size, noise_sigma)
         super().__init__(img_size=self.img_size_chw, mask=_box_mask(self.img_size_chw, box_size),
-                         noise_model=GaussianNoise(noise_sigma))
+                         noise_model=SeededGaussianNoise(noise_sigma))
 
 
 class RandomInpainting(_Task, Inpainting):
@@ -94,11 +142,11 @@ class RandomInpainting(_Task, Inpainting):
     ):
         self._setup_task(img_size, noise_sigma)
         if not 0.0 <= missing_fraction < 1.0:
-            raise ValueError(f"missing_fraction must be in [0, 1), got {missing_fraction}")
+            raise ConfigError(f"missing_fraction must be in [0, 1), got {missing_fraction}")
         c, h, w = self.img_size_chw
         keep = torch.rand(h, w, generator=torch.Generator().manual_seed(mask_seed)) >= missing_fraction
         super().__init__(img_size=self.img_size_chw, mask=keep.float().expand(c, h, w).clone(),
-                         noise_model=GaussianNoise(noise_sigma))
+                         noise_model=SeededGaussianNoise(noise_sigma))
 
 
 class MaskInpainting(_Task, Inpainting):
@@ -117,13 +165,13 @@ class MaskInpainting(_Task, Inpainting):
         self._setup_task(img_size, noise_sigma)
         path = Path(mask_path)
         if not path.is_file():
-            raise FileNotFoundError(f"mask file not found: {path}")
+            raise DataError(f"mask file not found: {path}; check mask_path")
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from equireg_lit.utils.io import read_safetensors
 
-            d = load_file(str(path))
+            d = read_safetensors(path, "mask file")
             if "mask" not in d:
-                raise KeyError(f"{path} has no tensor 'mask' (found {sorted(d)})")
+                raise DataError(f"mask file {path} has no tensor 'mask' (found {sorted(d)})")
             mask = d["mask"].float()
         else:
             import numpy as np
@@ -134,8 +182,8 @@ class MaskInpainting(_Task, Inpainting):
         if mask.ndim == 2:
             mask = mask.expand(c, h, w) if mask.shape == (h, w) else mask
         if tuple(mask.shape) != (c, h, w):
-            raise ValueError(f"mask {path} has shape {tuple(mask.shape)} but img_size is {[c, h, w]}")
-        super().__init__(img_size=self.img_size_chw, mask=(mask > 0.5).float().clone(), noise_model=GaussianNoise(noise_sigma))
+            raise ConfigError(f"mask {path} has shape {tuple(mask.shape)} but img_size is {[c, h, w]}")
+        super().__init__(img_size=self.img_size_chw, mask=(mask > 0.5).float().clone(), noise_model=SeededGaussianNoise(noise_sigma))
 
 
 class SuperResolution(_Task, Downsampling):
@@ -157,9 +205,9 @@ class SuperResolution(_Task, Downsampling):
     ):
         self._setup_task(img_size, noise_sigma)
         if self.img_size_chw[1] % factor or self.img_size_chw[2] % factor:
-            raise ValueError(f"image size {self.img_size_chw[1:]} is not divisible by factor {factor}")
+            raise ConfigError(f"image size {self.img_size_chw[1:]} is not divisible by factor {factor}")
         super().__init__(img_size=self.img_size_chw, factor=factor, filter=filter, padding="circular",
-                         noise_model=GaussianNoise(noise_sigma))
+                         noise_model=SeededGaussianNoise(noise_sigma))
 
 
 class GaussianBlur(_Task, Blur):
@@ -182,7 +230,7 @@ class GaussianBlur(_Task, Blur):
         kernel = _gaussian_kernel(psf_size=(kernel_size, kernel_size), sigma=(sigma, sigma))
         kernel = (kernel / kernel.sum()).reshape(1, 1, kernel_size, kernel_size)
         super().__init__(filter=kernel, padding="reflect",
-                         noise_model=GaussianNoise(noise_sigma))
+                         noise_model=SeededGaussianNoise(noise_sigma))
         self.img_size = self.img_size_chw
 
 
@@ -211,7 +259,7 @@ class MotionBlur(_Task, Blur):
         self._setup_task(img_size, noise_sigma)
         gen = MotionBlurGenerator((kernel_size, kernel_size), rng=torch.Generator().manual_seed(kernel_seed), l=length)
         kernel = gen.step(1, seed=kernel_seed)["filter"]
-        super().__init__(filter=kernel, padding="reflect", noise_model=GaussianNoise(noise_sigma))
+        super().__init__(filter=kernel, padding="reflect", noise_model=SeededGaussianNoise(noise_sigma))
         self.img_size = self.img_size_chw
 
 
@@ -237,7 +285,7 @@ class FourierPhaseRetrieval(_Task, Physics):
 
     def __init__(self, img_size: ImgSize = (1, 32, 32), oversampling: float = 2.0, noise_sigma: float = 0.05):
         self._setup_task(img_size, noise_sigma)
-        super().__init__(noise_model=GaussianNoise(noise_sigma))
+        super().__init__(noise_model=SeededGaussianNoise(noise_sigma))
         self.pad = int(oversampling / 8.0 * self.img_size_chw[1])
 
     def A(self, x: Tensor, **kwargs) -> Tensor:
@@ -258,7 +306,7 @@ class HighDynamicRange(_Task, Physics):
 
     def __init__(self, img_size: ImgSize = (1, 32, 32), alpha: float = 2.0, noise_sigma: float = 0.05):
         self._setup_task(img_size, noise_sigma)
-        super().__init__(noise_model=GaussianNoise(noise_sigma))
+        super().__init__(noise_model=SeededGaussianNoise(noise_sigma))
         self.alpha = float(alpha)
 
     def A(self, x: Tensor, **kwargs) -> Tensor:
@@ -286,7 +334,7 @@ class DenseGaussian(_Task, LinearPhysics):
         noise_sigma: float = 0.05,
     ):
         self._setup_task(img_size, noise_sigma)
-        super().__init__(img_size=self.img_size_chw, noise_model=GaussianNoise(noise_sigma))
+        super().__init__(img_size=self.img_size_chw, noise_model=SeededGaussianNoise(noise_sigma))
         n = self.img_size_chw[0] * self.img_size_chw[1] * self.img_size_chw[2]
         m = torch.randn(num_measurements, n, generator=torch.Generator().manual_seed(matrix_seed)) / n**0.5
         self.register_buffer("matrix", m)
@@ -326,20 +374,20 @@ class SparsePoints(_Task, LinearPhysics):
         self._setup_task(img_size, noise_sigma)
         c, h, w = self.img_size_chw
         if not 0 <= channel < c:
-            raise ValueError(f"channel {channel} out of range for {c} channels")
+            raise ConfigError(f"channel {channel} out of range for {c} channels")
         if indices is None:
             if not 0 < fraction <= 1:
-                raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+                raise ConfigError(f"fraction must be in (0, 1], got {fraction}")
             num = max(1, int(round(fraction * h * w)))
             idx = torch.randperm(h * w, generator=torch.Generator().manual_seed(seed))[:num].sort().values
         else:
             idx = torch.as_tensor(indices, dtype=torch.long)
             bad = idx[(idx < 0) | (idx >= h * w)]
             if bad.numel():
-                raise ValueError(
+                raise ConfigError(
                     f"observation indices out of range for a {h}x{w} grid (valid 0..{h * w - 1}): {bad[:5].tolist()}"
                 )
-        super().__init__(img_size=self.img_size_chw, noise_model=GaussianNoise(noise_sigma))
+        super().__init__(img_size=self.img_size_chw, noise_model=SeededGaussianNoise(noise_sigma))
         self.channel = channel
         self.register_buffer("indices", idx)
 
@@ -354,10 +402,20 @@ class SparsePoints(_Task, LinearPhysics):
 
 
 def simulate(physics: Physics, x: Tensor, generators: list[torch.Generator]) -> Tensor:
-    """Noisy measurements ``A(x_i) + sigma * n_i`` with ``n_i`` drawn from ``generators[i]``."""
+    """Noisy measurements ``A(x_i) + sigma * n_i`` with ``n_i`` drawn from ``generators[i]``.
+
+    Operators of this package carry a :class:`SeededGaussianNoise`; a plain deepinv ``GaussianNoise``
+    is honoured through its ``sigma``; any other noise model is refused (it cannot be seeded per sample).
+    """
     clean = physics.A(x)
-    sigma = getattr(physics, "noise_sigma", 0.0)
-    if sigma == 0:
+    noise = getattr(physics, "noise_model", None)
+    if isinstance(noise, SeededGaussianNoise):
+        return noise.per_sample(clean, generators)
+    if isinstance(noise, GaussianNoise):
+        return SeededGaussianNoise(float(noise.sigma)).per_sample(clean, generators)
+    if noise is None or type(noise).__name__ == "ZeroNoise":
         return clean
-    noise = torch.stack([torch.randn(clean.shape[1:], generator=g) for g in generators]).to(clean)
-    return clean + sigma * noise
+    raise ConfigError(
+        f"{type(physics).__name__} has a {type(noise).__name__} noise model; benchmark mode simulates "
+        "per-sample seeded Gaussian noise only: use SeededGaussianNoise or measurement mode"
+    )

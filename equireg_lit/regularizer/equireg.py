@@ -17,6 +17,7 @@ from typing import Callable, Literal
 import torch
 from torch import Tensor, nn
 
+from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.regularizer.groups import Group, get_group
 
 Form = Literal["equi", "equi_plus"]
@@ -68,15 +69,15 @@ class EquiReg(nn.Module):
     ):
         super().__init__()
         if form not in ("equi", "equi_plus"):
-            raise ValueError(f"unknown form {form!r}; valid: equi, equi_plus")
+            raise ConfigError(f"unknown form {form!r}; valid: equi, equi_plus")
         if schedule not in ("constant", "cutoff"):
-            raise ValueError(f"unknown schedule {schedule!r}; valid: constant, cutoff")
+            raise ConfigError(f"unknown schedule {schedule!r}; valid: constant, cutoff")
         if reduction not in ("norm", "sqnorm", "mse"):
-            raise ValueError(f"unknown reduction {reduction!r}; valid: norm, sqnorm, mse")
-        if not 0.0 < freq <= 1.0:
-            raise ValueError(f"freq must be in (0, 1], got {freq}")
+            raise ConfigError(f"unknown reduction {reduction!r}; valid: norm, sqnorm, mse")
+        check_range("alpha", alpha, 0.0)
+        check_range("freq", freq, 0.0, 1.0, low_open=True)
         if cutoff_steps < 0:
-            raise ValueError(f"cutoff_steps must be >= 0, got {cutoff_steps}")
+            raise ConfigError(f"cutoff_steps must be >= 0, got {cutoff_steps}")
         self.f = f
         self.group = get_group(group) if isinstance(group, str) else group
         self.form = form
@@ -93,6 +94,8 @@ class EquiReg(nn.Module):
         else:
             self._generator.seed()
         self._checked = False
+        # Evaluations of f per sample since construction (``nfe`` counts them with the prior's).
+        self.f_evaluations = 0
 
     def extra_repr(self) -> str:
         return (
@@ -144,6 +147,7 @@ class EquiReg(nn.Module):
     def penalty_at(self, x: Tensor, elements: list) -> Tensor:
         """``R(x)`` for given group elements, one per sample."""
         gx = self._per_sample(self.group.act, elements, x)
+        self.f_evaluations += 1 if self.form == "equi_plus" else 2
         if self.form == "equi_plus":
             f_gx = self.f(gx)
             if not self._checked:

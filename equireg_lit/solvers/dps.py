@@ -14,12 +14,11 @@ import torch
 from torch import Tensor
 
 from equireg_lit.diffusion.priors import DiffusionPrior
+from equireg_lit.errors import ConfigError, SamplingError, check_range
 from equireg_lit.regularizer import equi_phase
 from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer, per_sample_randn
 
-
-class SamplingError(RuntimeError):
-    """A sample became NaN or inf; names the sample and the step."""
+__all__ = ["DPS", "SamplingError"]
 
 
 class DPS(Solver):
@@ -33,6 +32,8 @@ class DPS(Solver):
         equi_phase_steps: Optimizer steps of the equi phase on x0_hat after guidance (0 = off);
             needs a regularizer.
         equi_phase_lr: Adam learning rate of the equi phase.
+        divergence_threshold: A sample whose ``|x_t|`` exceeds this fails like NaN (the noisy
+            iterate of unit-scale data stays within a few units; 1e3 is a blow-up).
     """
 
     def __init__(
@@ -43,10 +44,18 @@ class DPS(Solver):
         clip_x0: bool = True,
         equi_phase_steps: int = 0,
         equi_phase_lr: float = 1e-2,
+        divergence_threshold: float = 1e3,
     ):
         if num_steps < 1:
-            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+            raise ConfigError(f"num_steps must be >= 1, got {num_steps}")
+        check_range("zeta", zeta, 0.0)
+        check_range("eta", eta, 0.0, 1.0)
+        if equi_phase_steps < 0:
+            raise ConfigError(f"equi_phase_steps must be >= 0, got {equi_phase_steps}")
+        check_range("equi_phase_lr", equi_phase_lr, 0.0, low_open=True)
+        check_range("divergence_threshold", divergence_threshold, 0.0, low_open=True)
         self.num_steps = num_steps
+        self.divergence_threshold = float(divergence_threshold)
         self.zeta = zeta
         self.eta = eta
         self.clip_x0 = clip_x0
@@ -101,7 +110,8 @@ class DPS(Solver):
                         )
                         x_prev = x_prev + a_prev**0.5 * (x0_eq - x0.detach())
             x = x_prev.detach()
-            bad = ~torch.isfinite(x).reshape(shape[0], -1).all(dim=1)
+            flat = x.reshape(shape[0], -1)
+            bad = ~torch.isfinite(flat).all(dim=1) | (flat.abs().amax(dim=1) > self.divergence_threshold)
             if bad.any():
                 for j in bad.nonzero().flatten().tolist():
                     failed.setdefault(j, i)

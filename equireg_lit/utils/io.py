@@ -44,35 +44,55 @@ def run_config_text(log_dir: str | Path | None) -> str | None:
     return cfg.read_text() if cfg is not None and cfg.is_file() else None
 
 
+def read_safetensors(path: str | Path, what: str = "file") -> dict[str, torch.Tensor]:
+    """Load a ``.safetensors`` file; a missing, truncated or foreign file is a ``DataError`` naming it."""
+    from safetensors.torch import load_file
+
+    from equireg_lit.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} not found: {path}")
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types for corrupt headers
+        raise DataError(
+            f"{what} {path} is not a readable .safetensors file ({type(err).__name__}: {err}); "
+            "it is truncated or of another format: rewrite it with safetensors.torch.save_file"
+        ) from None
+
+
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a state dict from ``.safetensors`` or a torch file with ``weights_only=True``.
 
     Lightning checkpoints (``{"state_dict": ...}``) and EMA exports are unwrapped.
     """
+    from equireg_lit.errors import DataError
+
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
+        raise DataError(f"checkpoint file not found: {path}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
+        return read_safetensors(path, "weights file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling refused or corrupt file
-        raise ValueError(
+        raise DataError(
             f"could not load {path} safely with torch.load(weights_only=True): {err}. "
             "Convert it to .safetensors or a plain state dict."
-        ) from err
+        ) from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors")
+        raise DataError(f"{path} does not hold a state dict of tensors")
     return obj
 
 
 def load_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
     """``load_state_dict(strict=True)`` with an error that lists missing, unexpected and
     mis-shaped keys and names the file, instead of PyTorch's wall of text."""
+    from equireg_lit.errors import DataError
+
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -90,7 +110,7 @@ def load_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str 
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[:5]}")
         parts.append("check that the architecture settings match the ones the weights were trained with")
-        raise ValueError(". ".join(parts))
+        raise DataError(". ".join(parts))
     module.load_state_dict(state, strict=True)
 
 

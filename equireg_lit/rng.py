@@ -1,0 +1,23 @@
+"""Every seeding formula of the project, in one place.
+
+Each sample's randomness comes from its own generators, derived from ``(seed, dataset index,
+stream)``; so a sample's result does not depend on its batch, the order of batches or the number
+of processes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Independent streams per sample.
+STREAM_MEASUREMENT, STREAM_SOLVER, STREAM_REGULARIZER = 0, 1, 2
+
+
+def sample_generator(seed: int, index: int, stream: int) -> torch.Generator:
+    """Generator for one sample (``index``) and one purpose (``stream``)."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + index) * 8 + stream) % (2**63 - 1))
+
+
+def sample_generators(seed: int, indices: list[int], stream: int) -> list[torch.Generator]:
+    """One generator per sample of a batch."""
+    return [sample_generator(seed, i, stream) for i in indices]
