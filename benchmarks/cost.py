@@ -23,7 +23,7 @@ import torch
 from benchmarks.mnist32_restoration import machine
 from equireg_lit.datasets import mnist32, split_indices
 from equireg_lit.diffusion import DiffusersUNetPrior
-from equireg_lit.models.posterior import STREAM_MEASUREMENT, STREAM_REGULARIZER, STREAM_SOLVER, sample_generator
+from equireg_lit.rng import STREAM_MEASUREMENT, STREAM_REGULARIZER, STREAM_SOLVER, sample_generator
 from equireg_lit.physics import BoxInpainting, simulate
 from equireg_lit.probes import Pretrained, SmallCNN
 from equireg_lit.regularizer import EquiReg, PriorDenoiser

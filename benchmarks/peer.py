@@ -27,7 +27,7 @@ from benchmarks.mnist32_restoration import load_tuning, machine, mean_se, paired
 from equireg_lit.callbacks.prediction_writer import image_metrics
 from equireg_lit.datasets import mnist32, split_indices
 from equireg_lit.diffusion import DeepinvDenoiser, DiffusersUNetPrior
-from equireg_lit.models.posterior import STREAM_MEASUREMENT, STREAM_SOLVER, sample_generator
+from equireg_lit.rng import STREAM_MEASUREMENT, STREAM_SOLVER, sample_generator
 from equireg_lit.physics import simulate
 from equireg_lit.solvers import DPS, Guidance
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from equireg_lit.data import PredictionFolder
@@ -111,6 +111,7 @@ class PredictionWriter(BasePredictionWriter):
         self._kept: set[int] = set()
         self._failures: dict[int, int] = {}
         self._log_dir: str | None = None
+        self._started = False
 
     @property
     def dir(self) -> Path | None:
@@ -136,6 +137,10 @@ class PredictionWriter(BasePredictionWriter):
         if error is not None:
             raise error
         self._kept = self.folder.finished()
+        self._started = False
+
+    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started = True  # from here on, a stopped run leaves summaries of what it finished
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
         if prediction is None:
@@ -197,7 +202,8 @@ class PredictionWriter(BasePredictionWriter):
         if self.folder is not None and trainer.is_global_zero and self.folder.holds_lock:
             stopped = exception.signum if isinstance(exception, RunInterrupted) else type(exception).__name__
             try:
-                self.write_summary(pl_module, self._failures, stopped_by=stopped)
+                if self._started:
+                    self.write_summary(pl_module, self._failures, stopped_by=stopped)
             finally:
                 self.folder.release_lock()
 
@@ -211,9 +217,7 @@ class PredictionWriter(BasePredictionWriter):
 
     def write_summary(self, pl_module: pl.LightningModule, failures: dict[int, int], stopped_by) -> None:
         """``metrics.csv``, ``summary.json`` (and ``failures.json``) over every finished sample."""
-        records_by_index, problems = self.folder.scan()
-        for line in problems:
-            rank_zero_warn(line)
+        records_by_index, _ = self.folder.scan()  # problems were named when the data was selected
         records = [records_by_index[k] for k in sorted(records_by_index)]
         csv_text, stats = summarize(records)
         atomic_write_text(self.folder.root / "metrics.csv", csv_text)

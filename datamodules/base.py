@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 from deepinv.physics import Physics
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+import sys
+
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
 from equireg_lit.data import PredictionFolder, PredictionSet
 from equireg_lit.data.prediction import dataset_indices
 from equireg_lit.errors import ConfigError
+
+
+@rank_zero_only
+def warn_user(line: str) -> None:
+    """One warning line on the console (not through ``warnings``, which tools may silence)."""
+    print(f"equireg: warning: {line}", file=sys.stderr, flush=True)
 
 
 class IndexedSubset(Dataset):
@@ -93,7 +101,7 @@ class PredictDataModule(pl.LightningDataModule):
             records, problems = PredictionFolder(self.predictions_dir).scan()
             finished = set(records)
             for line in problems:
-                rank_zero_warn(line)
+                warn_user(line)
         trainer = self.trainer
         if trainer is not None and trainer.world_size > 1:
             finished = trainer.strategy.broadcast(finished, src=0)

@@ -11,13 +11,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import warnings
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from equireg_lit.errors import ConfigError, DataError, RunInterrupted
 
@@ -68,6 +69,39 @@ def fingerprint(config, model: pl.LightningModule) -> dict:
             h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
         out["prior_weights_sha256"] = h.hexdigest()
     return json.loads(json.dumps(out, default=str))  # tuples as lists, as stored in run.json
+
+
+_NOISE = re.compile(r"^\s*(- )?(Does not validate against|Subtypes:|Errors:|Problem with given class_path|Given value)")
+
+
+def condense_parse_error(message: str) -> str:
+    """jsonargparse's nested union report as one line: the dotted setting and the innermost reason."""
+    keys, reason = [], None
+    for line in message.splitlines():
+        key = re.match(r'^\s*(?:- )?Parser key "([^"]+)":\s*(.*)$', line)
+        if key:
+            keys.append(key.group(1))
+            if key.group(2):
+                reason = key.group(2)
+                break
+            continue
+        if line.strip() and not _NOISE.match(line):
+            reason = line.strip().removeprefix("- ")
+            break
+    if reason is None:
+        return message.strip().splitlines()[0] if message.strip() else message
+    return f"{'.'.join(keys)}: {reason}" if keys else reason
+
+
+class EquiRegParser(LightningArgumentParser):
+    """Parse errors as one line (the setting and why) instead of the usage and a union dump."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        prog = (getattr(ex, "subcommand_parser", None) or self).prog.replace(" [options]", "")
+        sys.stderr.write(f"equireg: error: {condense_parse_error(message)} (see: {prog} --help)\n")
+        raise SystemExit(2)
 
 
 def predictions_dir(default_root_dir: str | None) -> str:
@@ -163,6 +197,7 @@ def main(args: list[str] | None = None) -> None:
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
+            parser_class=EquiRegParser,
             trainer_defaults={"inference_mode": False},  # guidance needs gradients during predict
             args=argv if args is not None else None,
         )

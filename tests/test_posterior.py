@@ -229,3 +229,15 @@ def test_lpips_from_a_local_backbone_file(tmp_path):
     lp = LocalLPIPS(str(tmp_path / "alexnet.safetensors"))
     a, b = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 1, 32, 32) * 2 - 1
     assert torch.allclose(lp(a, a), torch.zeros(2), atol=1e-6) and (lp(a, b) > 0).all()
+
+
+def test_nfe_counts_the_prior_and_every_evaluation_of_f(tmp_path):
+    import json
+
+    plain = predict(tmp_path, make_sampler(), num_samples=2, name="plain")
+    denoiser = predict(tmp_path, make_sampler(EquiReg(PriorDenoiser(t0=20), "hflip", form="equi_plus")),
+                       num_samples=2, name="denoiser")
+    probe = predict(tmp_path, make_sampler(EquiReg(FixedConv(1), "hflip", form="equi")), num_samples=2, name="probe")
+    nfe = {p.parent.name: json.loads((p / "summary.json").read_text())["network_evaluations_per_sample"]
+           for p in (plain, denoiser, probe)}
+    assert nfe == {"plain": 20, "denoiser": 40, "probe": 60}  # equi evaluates f at x and at g.x

@@ -150,7 +150,7 @@ class PredictionFolder:
                     f"{self.root} holds samples without a settings record (run.json); rerun with --overwrite "
                     "true to replace them, or write to another --trainer.default_root_dir"
                 )
-        if fingerprint is not None:
+        if fingerprint is not None and not run.is_file():
             atomic_write_json(run, fingerprint)
 
     def clear(self) -> None:
