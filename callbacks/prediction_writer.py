@@ -182,7 +182,11 @@ class PredictionWriter(BasePredictionWriter):
             atomic_write(self.folder.tensors(index), lambda p: save_file(tensors, str(p)))
             atomic_write_json(self.folder.marker(index), record)  # last: marks the sample finished
 
-    def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # Not on_predict_end: Lightning skips that hook on a process that got no batch (a resumed
+        # run with little left), and the collectives below need every process.
+        if stage != "predict" or self.folder is None:
+            return
         failures = self._gather_failures(trainer)
         if trainer.is_global_zero:
             self.write_summary(pl_module, failures, stopped_by=None)

@@ -13,7 +13,7 @@ from deepinv.physics import Physics
 import sys
 
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from equireg_lit.data import PredictionFolder, PredictionSet
 from equireg_lit.data.prediction import dataset_indices
@@ -24,6 +24,21 @@ from equireg_lit.errors import ConfigError
 def warn_user(line: str) -> None:
     """One warning line on the console (not through ``warnings``, which tools may silence)."""
     print(f"equireg: warning: {line}", file=sys.stderr, flush=True)
+
+
+class DealtBatches(DistributedSampler):
+    """Deals the fixed batches round-robin to the processes, without padding (a process may get
+    none, e.g. when a resumed run has one batch left). Lightning's own predict sampler refuses a
+    process without items, and it leaves any ``DistributedSampler`` as it is."""
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+
+    def __iter__(self):
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, len(self.dataset), self.num_replicas))
 
 
 class IndexedSubset(Dataset):
@@ -78,6 +93,8 @@ class PredictDataModule(pl.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.predict_start, self.predict_limit = predict_start, predict_limit
         self.operator, self.measurement_seed, self.predictions_dir = operator, measurement_seed, predictions_dir
+        # A resumed run may leave a process without a batch (see DealtBatches); Lightning's flag.
+        self.allow_zero_length_dataloader_with_multiple_devices = True
 
     def predict_source(self) -> Dataset:  # pragma: no cover - abstract
         """Every item ``predict`` may reconstruct (``{"image" | "y", "index", ["label"]}``), with ``indices``."""
@@ -111,10 +128,13 @@ class PredictDataModule(pl.LightningDataModule):
         selection = self.predict_selection()
         finished = self.finished_samples()
         data = PredictionSet(selection, self.batch_size, self.operator, self.measurement_seed, finished)
-        if finished & set(selection.indices):
+        done = len(finished & set(selection.indices))
+        if done:
             rank_zero_info(
-                f"Resuming: {data.num_samples - data.num_left} of {data.num_samples} samples finished in "
-                f"{self.predictions_dir} are kept (--overwrite true redoes them)"
+                f"Resuming: {done} of {data.num_samples} samples are finished in {self.predictions_dir} and kept; "
+                f"{len(data)} batch(es) left (--overwrite true redoes all)"
             )
+        trainer = self.trainer
+        sampler = DealtBatches(data, trainer.world_size, trainer.global_rank) if trainer and trainer.world_size > 1 else None
         # batch_size=None: every item is a whole, fixed batch (see PredictionSet).
-        return DataLoader(data, batch_size=None, shuffle=False, num_workers=self.num_workers)
+        return DataLoader(data, batch_size=None, sampler=sampler, num_workers=self.num_workers)

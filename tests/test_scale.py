@@ -62,6 +62,11 @@ def test_two_process_predict_equals_one_process(tmp_path, strategy):
     s1, s2 = (json.loads((r / "predictions" / "summary.json").read_text()) for r in (one, two))
     assert s2["complete"] and s2["num_samples"] == 16 and s2["psnr"] == s1["psnr"]
     assert not (two / "predictions" / ".lock").exists()
+    # Resume with one batch left: one process gets no batch and must still join the summary.
+    (two / "predictions" / "samples" / "00012.json").unlink()
+    done = run(["predict", "--config", DEMO, "--trainer.default_root_dir", str(two), *QUIET, *ddp(strategy)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert torch.equal(tensors(two)[12], a[12]) and len(metric_rows(two)) == 16
 
 
 @pytest.mark.slow
