@@ -36,6 +36,17 @@ def image_metrics(recon: Tensor, truth: Tensor) -> dict[str, float]:
     return out
 
 
+def sample_metrics(recon: Tensor, truth: Tensor, fields: dict[str, Tensor]) -> dict[str, float]:
+    """Image metrics, or for PDE fields (batches carrying ``field_*`` statistics) the relative L2
+    errors in physical units."""
+    if "field_mean" in fields:
+        from equireg_lit.pde.data import PARAMS, field_metrics
+
+        problem = list(PARAMS)[int(fields["field_problem"])]
+        return field_metrics(recon, truth, fields["field_mean"], fields["field_std"], problem)
+    return image_metrics(recon, truth)
+
+
 def _display(y: Tensor) -> Tensor | None:
     """A [C, H, W] measurement as a [0, 1] picture; None when it is not image-shaped."""
     if y.ndim != 3:
@@ -149,7 +160,7 @@ class PredictionWriter(BasePredictionWriter):
         n = len(prediction["index"])
         per_sample_seconds = prediction["total_seconds"] / n
         per_sample_network = prediction["network_seconds"] / n
-        metric_fn = getattr(trainer.datamodule, "metrics", None) if trainer.datamodule is not None else None
+        fields = prediction.get("fields") or {}
         for j, index in enumerate(prediction["index"]):
             if j in prediction["failed"]:
                 self._failures[index] = prediction["failed"][j]
@@ -164,8 +175,7 @@ class PredictionWriter(BasePredictionWriter):
             if prediction.get("label") is not None:
                 record["label"] = int(prediction["label"][j])
             if truth is not None:
-                # A datamodule may define its own metrics (PDE fields: relative L2 in physical units).
-                record.update(metric_fn(recon, truth) if callable(metric_fn) else image_metrics(recon, truth))
+                record.update(sample_metrics(recon, truth, {k: v[j] for k, v in fields.items()}))
                 if self.lpips is not None and recon.shape[0] in (1, 3):
                     record["lpips"] = float(self.lpips(recon[None], truth[None])[0])
             if recon.ndim == 3:

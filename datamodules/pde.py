@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from equireg_lit.datamodules.base import PredictDataModule
 from equireg_lit.datamodules.mnist import TensorImageDataset
 from equireg_lit.errors import ConfigError
-from equireg_lit.pde.data import PARAMS, SOLVER_VERSION, Problem, darcy_error_rate, generate, relative_l2
+from equireg_lit.pde.data import PARAMS, SOLVER_VERSION, Problem, field_metrics, generate
 from equireg_lit.utils.io import cached_tensors
 
 
@@ -108,12 +108,7 @@ class PDEDataModule(PredictDataModule):
 
     def metrics(self, recon: Tensor, truth: Tensor) -> dict[str, float]:
         """Relative L2 of each channel in physical units (and the Darcy coefficient error rate)."""
-        p, t = self.denormalize(recon[None]), self.denormalize(truth[None])
-        rel = relative_l2(p, t)[0]
-        out = {"rel_l2_a": float(rel[0]), "rel_l2_u": float(rel[1])}
-        if self.problem == "darcy":
-            out["error_rate_a"] = float(darcy_error_rate(p[:, 0], t[:, 0])[0])
-        return out
+        return field_metrics(recon, truth, self.mean, self.std, self.problem)
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         return DataLoader(self.splits[split], batch_size=self.batch_size, shuffle=shuffle)
@@ -130,4 +125,6 @@ class PDEDataModule(PredictDataModule):
     def predict_source(self) -> TensorImageDataset:
         # The statistics travel with the batches: PDE-residual guidance works in physical units.
         split = self.splits[self.predict_split]
-        return TensorImageDataset(split.images, extras={"field_mean": self.mean, "field_std": self.std})
+        problem_id = torch.tensor(list(PARAMS).index(self.problem))
+        return TensorImageDataset(split.images, extras={"field_mean": self.mean, "field_std": self.std,
+                                                        "field_problem": problem_id})

@@ -132,6 +132,8 @@ class PosteriorSampler(pl.LightningModule):
             "measurement": y.detach().cpu(),
             "truth": None if truth is None else truth.detach().cpu(),
             "label": batch.get("label"),
+            # Field statistics travel on to the writer (metrics in physical units).
+            "fields": {k: v for k, v in batch.items() if k.startswith("field_")},
             "failed": out.failed,
             "nfe": out.nfe + f_evals,
             "network_seconds": out.network_seconds,

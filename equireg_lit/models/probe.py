@@ -51,12 +51,20 @@ class _ErrorCollector(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         names = self.trainer.datamodule.source_names
         errors = {c: {names[s]: torch.cat(v) for s, v in by.items()} for c, by in self._errors.items()}
-        out = Path(self.report_dir or Path(self.trainer.log_dir or ".") / "selection")
-        rows = write_selection_report(errors, out, self._blocks())
+        if self.trainer.world_size > 1:  # every process saw a share of the test set: report on all of it
+            parts: list = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(parts, errors)
+            errors = {c: {src: torch.cat([p[c][src] for p in parts if src in p[c]]) for src in names
+                          if any(src in p[c] for p in parts)} for c in errors}
+        out = Path(self.report_dir or Path(self.trainer.log_dir or ".") / "selection")  # log_dir: every process asks
+        blocks = self._blocks()
+        if not self.trainer.is_global_zero:
+            return
+        rows = write_selection_report(errors, out, blocks)
         for r in rows:
             for k, v in r.items():
                 if k.startswith("auroc/"):
-                    self.log(f"test/{r['candidate']}/{k}", v)
+                    self.log(f"test/{r['candidate']}/{k}", v, rank_zero_only=True)
         print(f"Selection report: {out}/selection.md (winner: {rows[0]['candidate']}, AUROC {rows[0]['score']:.3f})")
 
 

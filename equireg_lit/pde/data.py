@@ -57,3 +57,15 @@ def darcy_binarize(a: Tensor) -> Tensor:
 def darcy_error_rate(a_pred: Tensor, a_true: Tensor) -> Tensor:
     """Fraction of pixels whose binary Darcy coefficient is wrong after thresholding at the midpoint."""
     return (darcy_binarize(a_pred) != darcy_binarize(a_true)).flatten(1).float().mean(dim=1)
+
+
+def field_metrics(recon: Tensor, truth: Tensor, mean: Tensor, std: Tensor, problem: str) -> dict[str, float]:
+    """Relative L2 of each channel of one normalized ``[2, n, n]`` pair in physical units (and the
+    Darcy coefficient's error rate); ``mean`` / ``std`` are the per-channel normalization."""
+    m, s = torch.as_tensor(mean).view(1, -1, 1, 1).to(recon), torch.as_tensor(std).view(1, -1, 1, 1).to(recon)
+    p, t = recon[None] * s + m, truth[None] * s + m
+    rel = relative_l2(p, t)[0]
+    out = {"rel_l2_a": float(rel[0]), "rel_l2_u": float(rel[1])}
+    if problem == "darcy":
+        out["error_rate_a"] = float(darcy_error_rate(p[:, 0], t[:, 0])[0])
+    return out
