@@ -1,6 +1,6 @@
-"""Every shipped MNIST predict config runs end to end with the shipped prior (2 steps, 2 digits)."""
+"""Shipped MNIST predict configs run end to end with the shipped prior (2 steps, 2 digits): one per
+operator, alternating plain DPS and DPS + EquiReg (every config is parsed by test_cli)."""
 
-import glob
 import json
 import os
 
@@ -9,9 +9,9 @@ import pytest
 from equireg_lit.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "predict", "mnist32_*.yaml"))) + [
-    os.path.join(ROOT, "configs", "predict", "demo_mnist32.yaml")
-]
+TASKS = ["box_inpainting", "random_inpainting", "sr4", "gaussian_blur", "motion_blur", "phase_retrieval", "hdr"]
+CONFIGS = [os.path.join(ROOT, "configs", "predict", f"mnist32_{t}_dps{'_equireg' if i % 2 == 0 else ''}.yaml")
+           for i, t in enumerate(TASKS)] + [os.path.join(ROOT, "configs", "predict", "demo_mnist32.yaml")]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=os.path.basename)
