@@ -1,4 +1,4 @@
-"""Every seeding formula of the project, in one place.
+"""Every seeding formula of the project and its per-sample noise, in one place.
 
 Each sample's randomness comes from its own generators, derived from ``(seed, dataset index,
 stream)``; so a sample's result does not depend on its batch, the order of batches or the number
@@ -21,3 +21,12 @@ def sample_generator(seed: int, index: int, stream: int) -> torch.Generator:
 def sample_generators(seed: int, indices: list[int], stream: int) -> list[torch.Generator]:
     """One generator per sample of a batch."""
     return [sample_generator(seed, i, stream) for i in indices]
+
+
+def per_sample_randn(shape: tuple[int, ...], generators: list[torch.Generator], like: torch.Tensor) -> torch.Tensor:
+    """Standard normal noise drawn sample by sample on the CPU (``generators[i]`` for sample ``i``),
+    so a sample's noise ignores its batch and device; returned with ``like``'s dtype and device."""
+    if len(generators) != shape[0]:
+        raise ValueError(f"need one generator per sample: {len(generators)} for a batch of {shape[0]}")
+    out = torch.stack([torch.randn(shape[1:], generator=g, dtype=like.dtype) for g in generators])
+    return out.to(like.device)

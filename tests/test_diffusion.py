@@ -92,3 +92,40 @@ def test_deepinv_dps_runs_on_the_wrapped_prior():
     y = op.A(torch.zeros(2, 1, 8, 8))
     out = deepinv.sampling.DPS(DeepinvDenoiser(GaussianPrior()), num_steps=5)(y, op, seed=0)
     assert out.shape == (2, 1, 8, 8) and torch.isfinite(out).all()
+
+
+def test_scheduler_step_with_every_timestep_and_eta_1_is_the_ddpm_posterior():
+    from equireg_lit.diffusion.schedule import NoiseSchedule
+    from equireg_lit.diffusion.scheduler import DDIMScheduler
+    from equireg_lit.rng import per_sample_randn
+
+    sched = NoiseSchedule("linear", 1000)
+    s = DDIMScheduler(sched, 1000, eta=1.0, clip_sample=False)
+    x_t = torch.randn(3, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    eps = torch.randn(3, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for t in (999, 500, 1):
+        gens = [torch.Generator().manual_seed(10 + i) for i in range(3)]
+        out = s.step(eps, t, x_t, gens)
+        a_t, a_prev, beta = sched.alphas_cumprod[t], sched.alphas_cumprod[t - 1], sched.betas[t]
+        x0 = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        mean = a_prev.sqrt() * beta / (1 - a_t) * x0 + (1 - beta).sqrt() * (1 - a_prev) / (1 - a_t) * x_t
+        var = (1 - a_prev) / (1 - a_t) * beta  # beta_tilde
+        z = per_sample_randn((3, 1, 4, 4), [torch.Generator().manual_seed(10 + i) for i in range(3)], x_t)
+        assert torch.allclose(out.prev_sample, mean + var.sqrt() * z, atol=1e-10)
+        assert torch.allclose(out.pred_original_sample, x0)
+
+
+def test_deterministic_ddim_step_moves_along_the_exact_noise():
+    from equireg_lit.diffusion.schedule import NoiseSchedule
+    from equireg_lit.diffusion.scheduler import DDIMScheduler
+
+    sched = NoiseSchedule("linear", 1000)
+    s = DDIMScheduler(sched, 10, eta=0.0, clip_sample=False)
+    x0 = torch.rand(2, 1, 4, 4, dtype=torch.float64) * 2 - 1
+    eps = torch.randn(2, 1, 4, 4, dtype=torch.float64)
+    t, t_prev = s.timesteps[3], s.timesteps[4]
+    a, a_prev = sched.alphas_cumprod[t], sched.alphas_cumprod[t_prev]
+    out = s.step(eps, t, a.sqrt() * x0 + (1 - a).sqrt() * eps)  # no generators needed at eta = 0
+    assert torch.allclose(out.prev_sample, a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps, atol=1e-12)
+    with pytest.raises(ValueError, match="needs one generator per sample"):
+        DDIMScheduler(sched, 10, eta=0.5).step(eps, t, x0)

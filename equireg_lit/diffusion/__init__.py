@@ -9,5 +9,6 @@ from equireg_lit.diffusion.priors import (
 )
 from equireg_lit.diffusion.deepinv_adapter import DeepinvDenoiser
 from equireg_lit.diffusion.schedule import NoiseSchedule
+from equireg_lit.diffusion.scheduler import DDIMScheduler, StepOutput
 
-__all__ = ["NoiseSchedule", "DiffusionPrior", "GaussianPrior", "DiffusersUNetPrior", "GuidedDiffusionPrior", "resolve_weights", "DeepinvDenoiser"]
+__all__ = ["NoiseSchedule", "DDIMScheduler", "StepOutput", "DiffusionPrior", "GaussianPrior", "DiffusersUNetPrior", "GuidedDiffusionPrior", "resolve_weights", "DeepinvDenoiser"]

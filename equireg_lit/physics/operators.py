@@ -46,13 +46,12 @@ class SeededGaussianNoise(GaussianNoise):
 
     def per_sample(self, clean: Tensor, generators: list[torch.Generator]) -> Tensor:
         """``clean + sigma * n_i`` with ``n_i`` drawn on the CPU from ``generators[i]``."""
-        if len(generators) != clean.shape[0]:
-            raise ValueError(f"need one generator per sample: {len(generators)} for a batch of {clean.shape[0]}")
+        from equireg_lit.rng import per_sample_randn
+
         sigma = float(self.sigma)
         if sigma == 0:
             return clean
-        noise = torch.stack([torch.randn(clean.shape[1:], generator=g) for g in generators]).to(clean)
-        return clean + sigma * noise
+        return clean + sigma * per_sample_randn(tuple(clean.shape), generators, clean)
 
 
 def _check_img(physics: Physics, shape: tuple[int, ...] | torch.Size, what: str = "data") -> None:

@@ -20,7 +20,7 @@ from equireg_lit.regularizer import EquiReg
 
 
 class Guidance:
-    """Per-sample measurement loss ``||y_i - A(x_i)|| + residual_i(x_i) + reg_i(x_i)`` (DESIGN.md §1).
+    """Per-sample measurement loss ``||y_i - A(x_i)|| + residual_i(x_i) + reg_i(x_i)``.
 
     Args:
         physics: Forward operator with ``A(x)`` (deepinv ``Physics`` vocabulary).
@@ -94,14 +94,6 @@ class Timer:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         self.seconds += time.perf_counter() - self._t0
-
-
-def per_sample_randn(shape: tuple[int, ...], generators: list[torch.Generator], like: Tensor) -> Tensor:
-    """Standard normal noise drawn sample by sample, so a sample's noise ignores its batch."""
-    if len(generators) != shape[0]:
-        raise ValueError(f"need one generator per sample: {len(generators)} for a batch of {shape[0]}")
-    out = torch.stack([torch.randn(shape[1:], generator=g, dtype=like.dtype) for g in generators])
-    return out.to(like.device)
 
 
 class Solver(ABC):

@@ -1,8 +1,8 @@
 """Diffusion Posterior Sampling (Chung et al. 2023) with optional EquiReg.
 
-One update rule covers both variants: the generalized DDIM step on a timestep subsequence. With
-all T timesteps and ``eta = 1`` it is exactly DDPM ancestral sampling with the posterior
-variance beta_tilde (the DPS default); fewer steps give the reduced-step DDIM variant.
+Each step: the scheduler step (:class:`~equireg_lit.diffusion.scheduler.DDIMScheduler`; all T
+timesteps with ``eta = 1`` is DDPM ancestral sampling, the DPS default; fewer steps the
+reduced-step DDIM variant), the guidance gradient through the clean estimate, the update.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from torch import Tensor
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, SamplingError, check_range
 from equireg_lit.regularizer import equi_phase
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer, per_sample_randn
+from equireg_lit.diffusion.scheduler import DDIMScheduler
+from equireg_lit.rng import per_sample_randn
+from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer
 
 __all__ = ["DPS", "SamplingError"]
 
@@ -71,33 +73,23 @@ class DPS(Solver):
         on_step: Callable[[int, int, Tensor], None] | None = None,
     ) -> SamplerOutput:
         t_start = time.perf_counter()
-        sched = prior.schedule
-        timesteps = sched.timesteps(self.num_steps)
-        n = len(timesteps)
+        scheduler = DDIMScheduler(prior.schedule, self.num_steps, eta=self.eta, clip_sample=self.clip_x0)
+        n = len(scheduler.timesteps)
         device = next((p.device for p in prior.parameters()), torch.device("cpu"))
         dtype = next((p.dtype for p in prior.parameters()), torch.float32)
-        like = torch.empty((), device=device, dtype=dtype)
-        x = per_sample_randn(shape, generators, like)
+        x = per_sample_randn(shape, generators, torch.empty((), device=device, dtype=dtype))
         failed: dict[int, int] = {}
         net = Timer()
-        abar = sched.alphas_cumprod
-        for i, t in enumerate(timesteps):
-            a_t = float(abar[t])
-            a_prev = float(abar[timesteps[i + 1]]) if i + 1 < n else 1.0
+        for i, t in enumerate(scheduler.timesteps):
             tt = torch.full((shape[0],), t, device=device, dtype=torch.long)
             with torch.enable_grad() if guidance is not None else torch.no_grad():
                 x_in = x.detach().requires_grad_(guidance is not None)
                 with net:
                     eps = prior(x_in, tt)
-                x0 = (x_in - (1 - a_t) ** 0.5 * eps) / a_t**0.5
-                if self.clip_x0:
-                    x0 = x0.clamp(-1, 1)
-                    eps = (x_in - a_t**0.5 * x0) / (1 - a_t) ** 0.5
-                sigma = self.eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5
-                x_prev = a_prev**0.5 * x0 + max(1 - a_prev - sigma**2, 0.0) ** 0.5 * eps
-                if sigma > 0:
-                    x_prev = x_prev + sigma * per_sample_randn(shape, generators, x_prev)
+                out = scheduler.step(eps, t, x_in, generators)
+                x0, x_prev = out.pred_original_sample, out.prev_sample
                 if guidance is not None:
+                    # DPS: x_{t-1} -= zeta * grad_{x_t} sum_i loss_i(x0_hat_i(x_t))
                     loss = guidance.loss(x0, step=i, total_steps=n)
                     with net:
                         (grad,) = torch.autograd.grad(loss.sum(), x_in)
@@ -108,7 +100,7 @@ class DPS(Solver):
                             guidance.regularizer, x0, self.equi_phase_steps, self.equi_phase_lr,
                             step=i, total_steps=n, generator=guidance.reg_generators,
                         )
-                        x_prev = x_prev + a_prev**0.5 * (x0_eq - x0.detach())
+                        x_prev = x_prev + scheduler.alpha_prod_prev(t) ** 0.5 * (x0_eq - x0.detach())
             x = x_prev.detach()
             flat = x.reshape(shape[0], -1)
             bad = ~torch.isfinite(flat).all(dim=1) | (flat.abs().amax(dim=1) > self.divergence_threshold)
