@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Darcy numbers in the README (about 2.5 hours on one CPU core): tune zeta / alpha / PDE-residual
+# Darcy numbers in docs/pde.md (about 2.5 hours on one CPU core): tune zeta / alpha / PDE-residual
 # weight on 20 validation samples at 50 steps, then paired comparisons on 100 test samples at 20,
 # 50 and 100 steps with those values. Finished runs under runs/bench_pde are reused, so growing a
 # grid costs only the new values.

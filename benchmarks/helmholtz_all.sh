@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Helmholtz numbers in the README (about 2.5 hours on one CPU core): train the joint (a, u) prior
+# Helmholtz numbers in docs/pde.md (about 2.5 hours on one CPU core): train the joint (a, u) prior
 # (30 epochs, D4 augmentation), ship it, tune zeta / alpha on 20 validation samples at 50 steps,
 # then paired comparisons on 100 test samples at 20, 50 and 100 steps.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every MNIST number in the README, in order (about 30 minutes on 2 CPU cores):
+# Every MNIST number in docs/, in order (about 30 minutes on 2 CPU cores):
 # sample quality of the shipped prior, zeta/alpha tuning on the validation split, and paired
 # test-split comparisons (DPS vs DPS + EquiReg with the prior's denoiser as f, 50 steps).
 set -euo pipefail

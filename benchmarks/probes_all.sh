@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Probe numbers in the README (about 20 minutes on 2 CPU cores): build the on/off-manifold sets,
+# Probe numbers in docs/probes.md (about 20 minutes on 2 CPU cores): build the on/off-manifold sets,
 # train the separation probe, ship it, rank every candidate f (selection report), then the paired
 # comparison of DPS + EquiReg with the probe at 50 steps (zeta as tuned for DPS, alpha tuned on val).
 set -euo pipefail

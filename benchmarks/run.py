@@ -7,7 +7,7 @@ deepinv DPS peer run (50 steps, 8 digits); PDE solver validation; a Darcy compar
 samples at 20 steps.
 
 full (hours on CPU, minutes of a GPU for the quality cells; results under benchmarks/results/,
-README sections regenerated): 7 MNIST tasks x steps 20/50/100/1000 x the three methods on 100
+docs result sections regenerated): 7 MNIST tasks x steps 20/50/100/1000 x the three methods on 100
 test digits. Tuning is on validation digits only: alpha per task and f over 0.001 / 0.01 / 0.1 / 1
 at 50 steps (the 50-step zeta; 32 digits, 16 for four tasks whose 50-step zeta grid used 16),
 reused at every step count; zeta per task and step count (16 digits, 8 at 1000 steps) over the

@@ -1,4 +1,5 @@
-"""Regenerates the README's result sections from benchmarks/results/*.md (never typed by hand).
+"""Regenerates the result sections of the documentation (``docs/*.md``, ``README.md``) from
+benchmarks/results/*.md (never typed by hand).
 
 Each section sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` markers and is
 replaced by the content of ``benchmarks/results/NAME.md`` when that file exists.
@@ -15,8 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        fill_page(page)
+    print("result sections of README.md and docs/*.md updated")
+
+
+def fill_page(page: Path) -> None:
+    text = page.read_text()
 
     def fill(m: re.Match) -> str:
         name = m.group(1)
@@ -25,8 +31,8 @@ def main() -> None:
         return f"<!-- results:{name} -->\n{body}\n<!-- /results:{name} -->"
 
     new = re.sub(r"<!-- results:([\w\-/]+) -->.*?<!-- /results:\1 -->", fill, text, flags=re.S)
-    readme.write_text(new)
-    print("README result sections updated")
+    if new != text:
+        page.write_text(new)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The EquiReg penalty: equivariance error of a manifold-preferential function f.
 
-Forms (DESIGN.md §2)::
+Forms::
 
     equi       R(x) = || rho(g) f(x) - f(T_g x) ||
     equi_plus  R(x) = || x - T_g^-1 f(T_g x) ||       (f maps back into x's space)
