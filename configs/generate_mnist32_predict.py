@@ -23,7 +23,7 @@ TASKS = {
     "gaussian_blur": ("GaussianBlur", {"sigma": 1.0, "kernel_size": 9}, 3.0, 0.1),
     "motion_blur": ("MotionBlur", {"kernel_size": 9, "length": 0.3, "kernel_seed": 0}, 3.0, 0.1),
     "phase_retrieval": ("FourierPhaseRetrieval", {"oversampling": 2.0}, 1.0, 0.01),
-    "hdr": ("HighDynamicRange", {"alpha": 2.0}, 1.0, 1.0),
+    "hdr": ("HighDynamicRange", {"gain": 2.0}, 1.0, 1.0),
 }
 
 REGULARIZER = {

@@ -79,12 +79,7 @@ def test_fit_tiny_writes_checkpoint_and_tensorboard(tmp_path, repo_root):
 
     arch = {k: v for k, v in prov["architecture"].items() if k != "out_channels"}
     fitted = DiffusersUNetPrior(weights=str(tmp_path / "tiny.safetensors"), **arch)
-    # Exporting from the checkpoint (a run stopped early) gives the same EMA weights.
-    from equireg_lit.datamodules import GaussianDataModule
-    from equireg_lit.models.score import export_checkpoint
+    from safetensors.torch import load_file
 
-    (ckpt,) = glob.glob(str(run / "checkpoints" / "*.ckpt"))
-    again = export_checkpoint(ckpt, tmp_path / "again.safetensors", datamodule=GaussianDataModule(image_size=8))
-    assert again["global_steps"] == 4 and again["final_val_loss_ema"] > 0
-    reloaded = DiffusersUNetPrior(weights=str(tmp_path / "again.safetensors"), **arch)
-    assert all(torch.equal(a, b) for a, b in zip(fitted.state_dict().values(), reloaded.state_dict().values(), strict=True))
+    exported = load_file(str(tmp_path / "tiny.safetensors"))
+    assert all(torch.equal(v, exported[k]) for k, v in fitted.net.state_dict().items())

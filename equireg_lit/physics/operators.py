@@ -293,23 +293,25 @@ class FourierPhaseRetrieval(_Task, Physics):
 
 
 class HighDynamicRange(_Task, Physics):
-    """``y = clip(alpha * x, -1, 1)``: saturating exposure (alpha 2 in recent papers).
+    """``y = clip(gain * x, -1, 1)``: saturating exposure (gain 2 in recent papers, where it is
+    called alpha; renamed here because ``alpha`` is the EquiReg weight).
 
     Args:
         img_size: ``[C, H, W]``.
-        alpha: Exposure gain.
+        gain: Exposure gain.
         noise_sigma: Gaussian measurement noise.
     """
 
     is_linear = False
 
-    def __init__(self, img_size: ImgSize = (1, 32, 32), alpha: float = 2.0, noise_sigma: float = 0.05):
+    def __init__(self, img_size: ImgSize = (1, 32, 32), gain: float = 2.0, noise_sigma: float = 0.05):
         self._setup_task(img_size, noise_sigma)
         super().__init__(noise_model=SeededGaussianNoise(noise_sigma))
-        self.alpha = float(alpha)
+        check_range("gain", gain, 0.0, low_open=True)
+        self.gain = float(gain)
 
     def A(self, x: Tensor, **kwargs) -> Tensor:
-        return (self.alpha * x).clamp(-1, 1)
+        return (self.gain * x).clamp(-1, 1)
 
 
 class DenseGaussian(_Task, LinearPhysics):

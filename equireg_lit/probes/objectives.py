@@ -10,11 +10,6 @@ from equireg_lit.regularizer import EquiReg
 from equireg_lit.regularizer.groups import Group
 
 
-def equivariance_error(reg: EquiReg, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Per-sample unweighted equivariance error ``R(x)`` (the statistic that EquiReg penalizes)."""
-    return reg.penalty(x, generator)
-
-
 def collapse_penalty(features: Tensor) -> Tensor:
     """``relu(1 - std)`` of each feature channel over the batch and space: keeps an equivariance-
     trained f from collapsing to a constant (a constant map is trivially equivariant)."""
@@ -24,7 +19,7 @@ def collapse_penalty(features: Tensor) -> Tensor:
 
 def equivariance_loss(reg: EquiReg, x: Tensor, collapse_weight: float = 1.0) -> Tensor:
     """Mean equivariance error on data, plus the anti-collapse term on f's features."""
-    loss = equivariance_error(reg, x).mean()
+    loss = reg.penalty(x).mean()
     if collapse_weight:
         loss = loss + collapse_weight * collapse_penalty(reg.f(x))
     return loss
@@ -50,8 +45,8 @@ def contrastive_loss(f: nn.Module, proj: nn.Module, group: Group, x: Tensor, tem
 
 def separation_loss(reg: EquiReg, on: Tensor, off: Tensor, margin: float = 1.0) -> Tensor:
     """Low equivariance error on data, pushed above ``margin`` (hinge) on off-manifold samples."""
-    r_on = equivariance_error(reg, on)
-    r_off = equivariance_error(reg, off)
+    r_on = reg.penalty(on)
+    r_off = reg.penalty(off)
     return r_on.mean() + F.relu(margin - r_off).mean()
 
 

@@ -151,7 +151,7 @@ class Group:
             )
 
 
-def _shift_elements(shifts: list[int] | None, size_hint: int = 0) -> list[ShiftElement]:
+def _shift_elements(shifts: list[int] | None) -> list[ShiftElement]:
     steps = shifts if shifts is not None else [1, 2, 4, 8]
     out: list[ShiftElement] = []
     for s in steps:
