@@ -7,7 +7,6 @@ traceback. SIGTERM / SIGINT stop a run gracefully with exit code ``128 + signal`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -63,11 +62,9 @@ def fingerprint(config, model: pl.LightningModule) -> dict:
     out = {"model": cfg.get("model"), "data": data, "precision": (cfg.get("trainer") or {}).get("precision")}
     prior = getattr(model, "prior", None)
     if prior is not None:
-        h = hashlib.sha256()
-        for key, tensor in sorted(prior.state_dict().items()):
-            h.update(key.encode())
-            h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-        out["prior_weights_sha256"] = h.hexdigest()
+        from equireg_lit.weights import state_sha256
+
+        out["prior_weights_sha256"] = state_sha256(prior)
     return json.loads(json.dumps(out, default=str))  # tuples as lists, as stored in run.json
 
 

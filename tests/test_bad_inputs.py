@@ -194,10 +194,10 @@ def test_random_bytes_weights_file_is_named(tmp_path, capsys):
 
 
 def test_truncated_weights_file_is_named(tmp_path, capsys):
-    from equireg_lit.diffusion.priors import WEIGHTS_DIR
+    from equireg_lit.weights import SHIPPED_DIR
 
     cut = tmp_path / "cut.safetensors"
-    cut.write_bytes((WEIGHTS_DIR / "mnist32.safetensors").read_bytes()[:50_000])
+    cut.write_bytes((SHIPPED_DIR / "mnist32.safetensors").read_bytes()[:50_000])
     line = refused(capsys, weights_args(tmp_path, cut))
     assert f"weights file {cut} is not a readable .safetensors file" in line
 

@@ -1,5 +1,7 @@
 import pytest
 import torch
+
+from equireg_lit.errors import DataError
 from torch import nn
 
 import lightning.pytorch as pl
@@ -221,7 +223,7 @@ def test_lpips_from_a_local_backbone_file(tmp_path):
 
     from equireg_lit.metrics.lpips import LocalLPIPS
 
-    with pytest.raises(FileNotFoundError, match="AlexNet"):
+    with pytest.raises(DataError, match="AlexNet"):
         LocalLPIPS(str(tmp_path / "alexnet.pth"))
     torch.manual_seed(0)
     state = {k: v.contiguous() for k, v in torchvision.models.alexnet(weights=None).state_dict().items()}

@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from equireg_lit.errors import DataError
+
 from equireg_lit.datamodules import MNISTDataModule, SklearnDigitsDataModule, split_indices
 from equireg_lit.diffusion import DiffusersUNetPrior, GuidedDiffusionPrior
 from equireg_lit.models import ScoreModule
@@ -13,9 +15,9 @@ TINY = dict(sample_size=8, in_channels=1, block_out_channels=(8, 16), layers_per
 def test_no_weights_is_an_error_not_a_random_init():
     with pytest.raises(ValueError, match="random_init"):
         DiffusersUNetPrior(**TINY)
-    with pytest.raises(FileNotFoundError, match="no shipped weights named 'nope'"):
+    with pytest.raises(DataError, match="no shipped weights named 'nope'"):
         DiffusersUNetPrior(weights="nope")
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(DataError, match="not found"):
         DiffusersUNetPrior(weights="/does/not/exist.safetensors", **TINY)
 
 
@@ -58,7 +60,7 @@ def test_input_checks():
 def test_guided_diffusion_adapter():
     with pytest.raises(ValueError, match="ffhq_10m.pt"):
         GuidedDiffusionPrior()
-    with pytest.raises(FileNotFoundError, match="ffhq_10m.pt.*never downloaded"):
+    with pytest.raises(DataError, match="ffhq_10m.pt.*never downloaded"):
         GuidedDiffusionPrior(weights="/nowhere/ffhq_10m.pt")
 
 

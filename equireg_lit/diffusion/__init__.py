@@ -5,10 +5,9 @@ from equireg_lit.diffusion.priors import (
     DiffusionPrior,
     GaussianPrior,
     GuidedDiffusionPrior,
-    resolve_weights,
 )
 from equireg_lit.diffusion.deepinv_adapter import DeepinvDenoiser
 from equireg_lit.diffusion.schedule import NoiseSchedule
 from equireg_lit.diffusion.scheduler import DDIMScheduler, StepOutput
 
-__all__ = ["NoiseSchedule", "DDIMScheduler", "StepOutput", "DiffusionPrior", "GaussianPrior", "DiffusersUNetPrior", "GuidedDiffusionPrior", "resolve_weights", "DeepinvDenoiser"]
+__all__ = ["NoiseSchedule", "DDIMScheduler", "StepOutput", "DiffusionPrior", "GaussianPrior", "DiffusersUNetPrior", "GuidedDiffusionPrior", "DeepinvDenoiser"]

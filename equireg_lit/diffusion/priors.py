@@ -7,17 +7,14 @@ trained with. Solvers and the score-training module only use this protocol.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from equireg_lit.diffusion.schedule import NoiseSchedule, ScheduleName
-from equireg_lit.utils.io import load_checked, load_state_dict_file
-
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-
+from equireg_lit.weights import load_checked, load_state_dict_file, resolve_weights
+from equireg_lit.errors import DataError
 
 class DiffusionPrior(nn.Module):
     """Base class: an epsilon-prediction network plus the schedule it was trained with.
@@ -104,27 +101,6 @@ class GaussianPrior(DiffusionPrior):
         return self.mean + self.std * torch.randn(shape, generator=generator)
 
 
-def resolve_weights(weights: str) -> tuple[Path, dict | None]:
-    """Map a short name (a file shipped in ``equireg_lit/weights``) or a path to a file.
-
-    Returns the path and the provenance record stored next to shipped weights (None for paths).
-    """
-    shipped = WEIGHTS_DIR / f"{weights}.safetensors"
-    if "/" not in weights and "." not in weights:
-        if not shipped.is_file():
-            names = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
-            raise FileNotFoundError(
-                f"no shipped weights named {weights!r}; shipped: {names or 'none'}. "
-                "Pass a path to a .safetensors/.pt file or a diffusers directory instead."
-            )
-        meta = WEIGHTS_DIR / f"{weights}.json"
-        return shipped, (json.loads(meta.read_text()) if meta.is_file() else None)
-    path = Path(weights).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"weights not found: {path}")
-    return path, None
-
-
 class DiffusersUNetPrior(DiffusionPrior):
     """A ``diffusers.UNet2DModel`` epsilon network: built from the sizes below, or loaded.
 
@@ -187,7 +163,7 @@ class DiffusersUNetPrior(DiffusionPrior):
                 num_train_timesteps = self.provenance.get("num_train_timesteps", num_train_timesteps)
             if path.is_dir():
                 if not (path / "config.json").is_file():
-                    raise FileNotFoundError(f"{path} is not a diffusers model directory (no config.json)")
+                    raise DataError(f"{path} is not a diffusers model directory (no config.json)")
                 net = UNet2DModel.from_pretrained(str(path), local_files_only=True)
             else:
                 state, source = load_state_dict_file(path), path
@@ -248,7 +224,7 @@ class GuidedDiffusionPrior(DiffusionPrior):
         else:
             path = Path(weights).expanduser()
             if not path.is_file():
-                raise FileNotFoundError(f"guided-diffusion checkpoint not found: {path}. " + GUIDED_DIFFUSION_HELP)
+                raise DataError(f"guided-diffusion checkpoint not found: {path}. " + GUIDED_DIFFUSION_HELP)
             load_checked(net, load_state_dict_file(path), path)
         self.net = net.eval()
 

@@ -36,8 +36,7 @@ class DigitCNN(nn.Module):
 
 def load_digit_classifier(weights: str = "digit_classifier") -> DigitCNN:
     """The shipped classifier (short name) or a state dict file, in eval mode."""
-    from equireg_lit.diffusion.priors import resolve_weights
-    from equireg_lit.utils.io import load_checked, load_state_dict_file
+    from equireg_lit.weights import load_checked, load_state_dict_file, resolve_weights
 
     path, _ = resolve_weights(weights)
     net = DigitCNN()

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from equireg_lit.utils.io import load_state_dict_file
+from equireg_lit.weights import load_state_dict_file
+from equireg_lit.errors import DataError
 
 # torchvision alexnet.features indices held by each LPIPS slice (see torchmetrics Alexnet).
 _ALEX_SLICES = {1: range(0, 2), 2: range(2, 5), 3: range(5, 8), 4: range(8, 10), 5: range(10, 12)}
@@ -31,7 +32,7 @@ class LocalLPIPS(nn.Module):
 
         path = Path(backbone_weights)
         if not path.is_file():
-            raise FileNotFoundError(
+            raise DataError(
                 f"LPIPS backbone weights not found: {path}. LPIPS needs torchvision's AlexNet ImageNet "
                 "weights as a local file (nothing is downloaded); omit lpips_weights to skip LPIPS."
             )

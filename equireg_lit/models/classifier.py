@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from equireg_lit.metrics.digits import DigitCNN
-from equireg_lit.utils.io import save_weights
+from equireg_lit.weights import save_weights
 
 
 class DigitClassifier(pl.LightningModule):

@@ -18,7 +18,8 @@ from equireg_lit.regularizer import EquiReg
 from equireg_lit.regularizer.functions import PriorDenoiser
 from equireg_lit.regularizer.groups import get_group
 from equireg_lit.models.score import check_trains_before_export
-from equireg_lit.utils.io import run_config_text, save_weights
+from equireg_lit.utils.io import run_config_text
+from equireg_lit.weights import save_weights
 
 Objective = Literal["equivariance", "classification", "contrastive", "separation"]
 

@@ -18,7 +18,8 @@ from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.regularizer.groups import GROUP_NAMES, get_group
 from equireg_lit.solvers.dps import DPS
-from equireg_lit.utils.io import run_config_text, save_weights
+from equireg_lit.utils.io import run_config_text
+from equireg_lit.weights import prior_provenance, save_weights
 
 
 @torch.no_grad()
@@ -41,22 +42,6 @@ def check_trains_before_export(trainer: pl.Trainer, export_path: str | None, all
 
 # The EMA copy is in eval mode on purpose; Lightning's fit-start warning about it is noise here.
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
-
-
-def prior_provenance(net: DiffusionPrior, hparams: dict, **fields) -> dict:
-    """Provenance of exported prior weights: architecture, schedule and size from ``net``,
-    training facts from ``fields`` (epochs, steps, validation loss, config, ...)."""
-    return {
-        "kind": type(net).__name__,
-        "architecture": getattr(net, "architecture", None),
-        "noise_schedule": net.schedule.name,
-        "num_train_timesteps": net.schedule.num_train_timesteps,
-        "parameters": sum(p.numel() for p in getattr(net, "net", net).parameters()),
-        "hparams": hparams,
-        "seed": hparams.get("seed", 0),
-        **fields,
-        "torch_version": torch.__version__,
-    }
 
 
 class ScoreModule(pl.LightningModule):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from equireg_lit.errors import DataError
 
 
 class SmallCNN(nn.Module):
@@ -78,7 +79,7 @@ class TimmFeatures(nn.Module):
         kwargs: dict = dict(features_only=True, in_chans=in_chans, out_indices=(out_index,))
         if pretrained_path is not None:
             if not Path(pretrained_path).is_file():
-                raise FileNotFoundError(
+                raise DataError(
                     f"timm weights not found: {pretrained_path}. timm weights are never downloaded here; "
                     "pass a local file, or pretrained_path: null to train from scratch"
                 )

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from equireg_lit.diffusion.priors import resolve_weights
-from equireg_lit.utils.io import load_checked, load_state_dict_file
+from equireg_lit.weights import load_checked, load_state_dict_file, resolve_weights
 
 
 class Pretrained(nn.Module):

@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 
 from equireg_lit.datasets import mnist32, split_indices
-from equireg_lit.diffusion.priors import DiffusersUNetPrior, resolve_weights
+from equireg_lit.diffusion.priors import DiffusersUNetPrior
+from equireg_lit.weights import resolve_weights
 from equireg_lit.physics import BoxInpainting, GaussianBlur, SuperResolution, simulate
 from equireg_lit.solvers import DPS, Guidance
 from equireg_lit.utils.io import cached_tensors

@@ -1,4 +1,4 @@
-"""Safe checkpoint loading and atomic file writes."""
+"""Atomic file writes, safe safetensors reading, the run config and provenance-keyed caches."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from torch import nn
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -62,58 +61,6 @@ def read_safetensors(path: str | Path, what: str = "file") -> dict[str, torch.Te
         ) from None
 
 
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load a state dict from ``.safetensors`` or a torch file with ``weights_only=True``.
-
-    Lightning checkpoints (``{"state_dict": ...}``) and EMA exports are unwrapped.
-    """
-    from equireg_lit.errors import DataError
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"checkpoint file not found: {path}")
-    if path.suffix == ".safetensors":
-        return read_safetensors(path, "weights file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling refused or corrupt file
-        raise DataError(
-            f"could not load {path} safely with torch.load(weights_only=True): {err}. "
-            "Convert it to .safetensors or a plain state dict."
-        ) from None
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise DataError(f"{path} does not hold a state dict of tensors")
-    return obj
-
-
-def load_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
-    """``load_state_dict(strict=True)`` with an error that lists missing, unexpected and
-    mis-shaped keys and names the file, instead of PyTorch's wall of text."""
-    from equireg_lit.errors import DataError
-
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [
-        f"{k}: expected {tuple(expected[k].shape)}, found {tuple(state[k].shape)}"
-        for k in expected
-        if k in state and expected[k].shape != state[k].shape
-    ]
-    if missing or unexpected or shapes:
-        parts = [f"checkpoint {source} does not match {type(module).__name__}"]
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatches, e.g. " + "; ".join(shapes[:5]))
-        if missing:
-            parts.append(f"{len(missing)} missing keys, e.g. {missing[:5]}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[:5]}")
-        parts.append("check that the architecture settings match the ones the weights were trained with")
-        raise DataError(". ".join(parts))
-    module.load_state_dict(state, strict=True)
-
-
 def cached_tensors(cache_dir: str | Path, prefix: str, provenance: dict,
                    build: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Tensors cached as ``<prefix>_<hash>.safetensors`` with their provenance JSON beside them;
@@ -130,15 +77,3 @@ def cached_tensors(cache_dir: str | Path, prefix: str, provenance: dict,
     atomic_write(path, lambda p: save_file(tensors, str(p)))
     atomic_write_json(meta, provenance)
     return tensors
-
-
-def save_weights(module: nn.Module, path: str | Path, provenance: dict) -> None:
-    """Export ``module``'s weights as safetensors with a provenance JSON next to them (atomically)."""
-    from safetensors.torch import save_file
-
-    import equireg_lit
-
-    path = Path(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    atomic_write(path, lambda p: save_file(state, str(p)))
-    atomic_write_json(path.with_suffix(".json"), {**provenance, "package_version": equireg_lit.__version__})
