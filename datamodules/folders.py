@@ -67,9 +67,7 @@ class ImageFolderDataModule(PredictDataModule):
         num_workers: DataLoader workers.
         predict_start: First file index to predict.
         predict_limit: Number of files to predict (None: all from ``predict_start``).
-        operator: Forward operator simulating the measurements (linked from the model by the CLI).
-        measurement_seed: Seed of the measurement noise (linked from the model by the CLI).
-        predictions_dir: Folder whose finished samples ``predict`` leaves out (linked by the CLI).
+        operator, measurement_seed, predictions_dir: Set by the CLI (see ``PredictDataModule``).
     """
 
     def __init__(
@@ -161,9 +159,7 @@ class MeasurementDataModule(PredictDataModule):
         batch_size: Batch size.
         predict_start: First file (in sorted order) to predict.
         predict_limit: Number of files to predict (None: the rest).
-        operator: Linked from the model by the CLI (unused: measurements are given).
-        measurement_seed: Linked from the model by the CLI (unused: measurements are given).
-        predictions_dir: Folder whose finished samples ``predict`` leaves out (linked by the CLI).
+        operator, measurement_seed, predictions_dir: Set by the CLI (see ``PredictDataModule``).
     """
 
     def __init__(

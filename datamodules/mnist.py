@@ -50,9 +50,7 @@ class _ImageDataModule(PredictDataModule):
             ``val`` for tuning).
         predict_start: First index (within the split) to predict.
         predict_limit: Number of images to predict (None: the rest of the split).
-        operator: Forward operator simulating the measurements (linked from the model by the CLI).
-        measurement_seed: Seed of the measurement noise (linked from the model by the CLI).
-        predictions_dir: Folder whose finished samples ``predict`` leaves out (linked by the CLI).
+        operator, measurement_seed, predictions_dir: Set by the CLI (see ``PredictDataModule``).
     """
 
     def __init__(

@@ -25,9 +25,7 @@ class GaussianDataModule(PredictDataModule):
         batch_size: Batch size.
         predict_start: First image to predict.
         predict_limit: Number of images to predict (None: the rest).
-        operator: Forward operator simulating the measurements (linked from the model by the CLI).
-        measurement_seed: Seed of the measurement noise (linked from the model by the CLI).
-        predictions_dir: Folder whose finished samples ``predict`` leaves out (linked by the CLI).
+        operator, measurement_seed, predictions_dir: Set by the CLI (see ``PredictDataModule``).
     """
 
     def __init__(

@@ -227,25 +227,20 @@ def test_measurement_folder_missing(tmp_path, capsys):
     assert f"measurement folder not found: {tmp_path / 'nope'}" in refused(capsys, measurement_args(tmp_path, tmp_path / "nope"))
 
 
-def test_measurement_file_that_is_not_safetensors(tmp_path, capsys):
+BAD_MEASUREMENTS = {  # file 0000N.safetensors -> how it is broken, and the expected message
+    "not safetensors": (1, lambda p: p.write_bytes(b"PNG\x00not a tensor file"), "is not a readable .safetensors file"),
+    "no y": (2, lambda p: save_file({"x": torch.zeros(32)}, str(p)), "has no tensor 'y' (found ['x'])"),
+    "nan": (0, lambda p: save_file({"y": torch.full((32,), float("nan"))}, str(p)), "holds 32 NaN/inf values"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_MEASUREMENTS)
+def test_bad_measurement_file_is_named(tmp_path, capsys, case):
+    index, spoil, message = BAD_MEASUREMENTS[case]
     folder = measurement_folder(tmp_path)
-    (folder / "00001.safetensors").write_bytes(b"PNG\x00not a tensor file")
+    spoil(folder / f"{index:05d}.safetensors")
     line = refused(capsys, measurement_args(tmp_path, folder))
-    assert f"measurement file {folder / '00001.safetensors'} is not a readable .safetensors file" in line
-
-
-def test_measurement_file_without_y(tmp_path, capsys):
-    folder = measurement_folder(tmp_path)
-    save_file({"x": torch.zeros(32)}, str(folder / "00002.safetensors"))
-    line = refused(capsys, measurement_args(tmp_path, folder))
-    assert f"measurement file {folder / '00002.safetensors'} has no tensor 'y' (found ['x'])" in line
-
-
-def test_measurement_file_with_nan(tmp_path, capsys):
-    folder = measurement_folder(tmp_path)
-    save_file({"y": torch.full((32,), float("nan"))}, str(folder / "00000.safetensors"))
-    line = refused(capsys, measurement_args(tmp_path, folder))
-    assert f"measurement file {folder / '00000.safetensors'} holds 32 NaN/inf values" in line
+    assert f"measurement file {folder / f'{index:05d}.safetensors'} {message}" in line
 
 
 def test_measurement_files_of_different_shapes(tmp_path, capsys):

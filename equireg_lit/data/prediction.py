@@ -68,7 +68,7 @@ class PredictionSet(Dataset):
             batch["truth"] = batch.pop("image")
             if self.physics is None:
                 raise DataError("benchmark data (ground truth) needs the operator to simulate measurements")
-            from equireg_lit.physics.operators import simulate
+            from equireg_lit.physics.noise import simulate
 
             gens = sample_generators(self.seed, batch["index"].tolist(), STREAM_MEASUREMENT)
             with torch.no_grad():

@@ -1,7 +1,7 @@
 """Forward operators (deepinv ``Physics`` subclasses) for image restoration tasks."""
 
+from equireg_lit.physics.noise import SeededGaussianNoise, simulate
 from equireg_lit.physics.operators import (
-    SeededGaussianNoise,
     BoxInpainting,
     DenseGaussian,
     FourierPhaseRetrieval,
@@ -12,7 +12,6 @@ from equireg_lit.physics.operators import (
     RandomInpainting,
     SparsePoints,
     SuperResolution,
-    simulate,
 )
 
 __all__ = [

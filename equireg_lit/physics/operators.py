@@ -3,7 +3,7 @@
 Each class is a deepinv ``Physics`` subclass with a typed constructor (so configs and
 ``--help`` document it) and a ``noise_sigma``. The deepinv noise model is set too, so
 ``physics(x)`` behaves as deepinv users expect; reproducible simulation goes through
-:func:`simulate`, which draws each sample's noise from its own generator.
+:func:`equireg_lit.physics.noise.simulate`, which draws each sample's noise from its own generator.
 
 Default sizes are for 32x32 images, proportional to the DPS 256x256 tasks where that is
 meaningful (see each class).
@@ -13,45 +13,19 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from deepinv.physics import Blur, Downsampling, GaussianNoise, Inpainting, LinearPhysics, Physics
+from deepinv.physics import Blur, Downsampling, Inpainting, LinearPhysics, Physics
 from deepinv.physics.functional import gaussian_blur as _gaussian_kernel
 from deepinv.physics.generator import MotionBlurGenerator
 from torch import Tensor
 
 from equireg_lit.errors import ConfigError, DataError, check_range
+from equireg_lit.physics.noise import SeededGaussianNoise
 
 ImgSize = tuple[int, int, int]
 
 
-def _identity(x: Tensor, **kwargs) -> Tensor:
-    return x
-
-
 def _rebuild(cls: type, args: tuple, kwargs: dict):
     return cls(*args, **kwargs)
-
-
-class SeededGaussianNoise(GaussianNoise):
-    """deepinv's ``GaussianNoise`` plus :meth:`per_sample`, which draws each sample's noise from
-    its own generator (results independent of batch and device count), and picklable (deepinv's
-    base class stores a lambda, which breaks ``ddp_spawn`` and DataLoader workers).
-
-    Args:
-        sigma: Standard deviation of the noise.
-    """
-
-    def __init__(self, sigma: float = 0.05):
-        super().__init__(sigma=sigma)
-        self.noise_model = _identity
-
-    def per_sample(self, clean: Tensor, generators: list[torch.Generator]) -> Tensor:
-        """``clean + sigma * n_i`` with ``n_i`` drawn on the CPU from ``generators[i]``."""
-        from equireg_lit.rng import per_sample_randn
-
-        sigma = float(self.sigma)
-        if sigma == 0:
-            return clean
-        return clean + sigma * per_sample_randn(tuple(clean.shape), generators, clean)
 
 
 def _check_img(physics: Physics, shape: tuple[int, ...] | torch.Size, what: str = "data") -> None:
@@ -400,23 +374,3 @@ class SparsePoints(_Task, LinearPhysics):
         out = torch.zeros(y.shape[0], c, h * w, dtype=y.dtype, device=y.device)
         out[:, self.channel, self.indices] = y
         return out.view(y.shape[0], c, h, w)
-
-
-def simulate(physics: Physics, x: Tensor, generators: list[torch.Generator]) -> Tensor:
-    """Noisy measurements ``A(x_i) + sigma * n_i`` with ``n_i`` drawn from ``generators[i]``.
-
-    Operators of this package carry a :class:`SeededGaussianNoise`; a plain deepinv ``GaussianNoise``
-    is honoured through its ``sigma``; any other noise model is refused (it cannot be seeded per sample).
-    """
-    clean = physics.A(x)
-    noise = getattr(physics, "noise_model", None)
-    if isinstance(noise, SeededGaussianNoise):
-        return noise.per_sample(clean, generators)
-    if isinstance(noise, GaussianNoise):
-        return SeededGaussianNoise(float(noise.sigma)).per_sample(clean, generators)
-    if noise is None or type(noise).__name__ == "ZeroNoise":
-        return clean
-    raise ConfigError(
-        f"{type(physics).__name__} has a {type(noise).__name__} noise model; benchmark mode simulates "
-        "per-sample seeded Gaussian noise only: use SeededGaussianNoise or measurement mode"
-    )
