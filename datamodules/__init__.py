@@ -2,8 +2,9 @@
 
 from equireg_lit.datamodules.folders import ImageFolderDataModule, MeasurementDataModule
 from equireg_lit.datamodules.mnist import MNISTDataModule, SklearnDigitsDataModule, TensorImageDataset, mnist32, split_indices
+from equireg_lit.datamodules.natural import Natural32DataModule
 from equireg_lit.datamodules.pde import PDEDataModule
 from equireg_lit.datamodules.probe_sets import ProbeSetsDataModule
 from equireg_lit.datamodules.synthetic import GaussianDataModule
 
-__all__ = ["PDEDataModule", "ProbeSetsDataModule", "ImageFolderDataModule", "MeasurementDataModule", "GaussianDataModule", "MNISTDataModule", "SklearnDigitsDataModule", "TensorImageDataset", "mnist32", "split_indices"]
+__all__ = ["PDEDataModule", "ProbeSetsDataModule", "ImageFolderDataModule", "MeasurementDataModule", "GaussianDataModule", "MNISTDataModule", "Natural32DataModule", "SklearnDigitsDataModule", "TensorImageDataset", "mnist32", "split_indices"]

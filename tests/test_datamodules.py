@@ -31,3 +31,18 @@ def test_missing_folders_are_clear_errors(tmp_path):
         ImageFolderDataModule(str(tmp_path)).setup()
     with pytest.raises(DataError, match="key 'y'"):
         MeasurementDataModule(str(tmp_path)).setup()
+
+
+def test_natural32_splits_by_source_and_crops_textured_patches():
+    import torch
+
+    from equireg_lit.data.natural import MIN_STD, SOURCES, patches, source_image
+
+    names = [n for split in SOURCES.values() for n in split]
+    assert len(names) == len(set(names)) == 15  # no source image in two splits
+    img = source_image("camera")
+    assert img.shape == (1, 512, 512) and 0 <= img.min() and img.max() <= 1
+    p = patches(img, 6, torch.Generator().manual_seed(0))
+    again = patches(img, 6, torch.Generator().manual_seed(0))
+    assert p.shape == (6, 1, 32, 32) and torch.equal(p, again)
+    assert (p.flatten(1).std(1) >= MIN_STD).all()
