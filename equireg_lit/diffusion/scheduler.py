@@ -77,16 +77,28 @@ class DDIMScheduler:
             sample: ``x_t``.
             generators: One generator per sample; needed when the step adds noise (``eta > 0``).
         """
-        a_t, a_prev = self.alpha_prod(timestep), self.alpha_prod_prev(timestep)
+        x0, eps = self.pred_original(model_output, timestep, sample)
+        return self.step_from(x0, eps, timestep, generators, self.sigma(timestep))
+
+    def pred_original(self, model_output: Tensor, timestep: int, sample: Tensor) -> tuple[Tensor, Tensor]:
+        """Tweedie's ``x0_hat`` (clipped when the scheduler clips) and the noise it implies."""
+        a_t = self.alpha_prod(timestep)
         eps = model_output
         x0 = (sample - (1 - a_t) ** 0.5 * eps) / a_t**0.5
         if self.clip_sample:
             x0 = x0.clamp(-1, 1)
             eps = (sample - a_t**0.5 * x0) / (1 - a_t) ** 0.5
-        sigma = self.sigma(timestep)
+        return x0, eps
+
+    def step_from(self, pred_original_sample: Tensor, eps: Tensor, timestep: int,
+                  generators: list[torch.Generator] | None, sigma: float) -> StepOutput:
+        """The DDIM update from a given clean estimate and noise direction with noise level
+        ``sigma`` (samplers that correct ``x0_hat`` before stepping: DiffPIR, SITCOM, ReSample)."""
+        a_prev = self.alpha_prod_prev(timestep)
+        x0 = pred_original_sample
         prev = a_prev**0.5 * x0 + max(1 - a_prev - sigma**2, 0.0) ** 0.5 * eps
         if sigma > 0:
             if generators is None:
                 raise ValueError("a stochastic step (eta > 0) needs one generator per sample")
-            prev = prev + sigma * per_sample_randn(tuple(sample.shape), generators, prev)
+            prev = prev + sigma * per_sample_randn(tuple(x0.shape), generators, prev)
         return StepOutput(prev_sample=prev, pred_original_sample=x0)
