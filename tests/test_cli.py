@@ -83,3 +83,22 @@ def test_fit_tiny_writes_checkpoint_and_tensorboard(tmp_path, repo_root):
 
     exported = load_file(str(tmp_path / "tiny.safetensors"))
     assert all(torch.equal(v, exported[k]) for k, v in fitted.net.state_dict().items())
+
+
+def test_score_module_continues_from_network_and_ema_weight_files(tmp_path, repo_root):
+    """A training snapshot (network and EMA weights as files) continues a run without its checkpoint."""
+    import yaml
+    from safetensors.torch import save_file
+
+    from equireg_lit.diffusion import DiffusersUNetPrior
+    from equireg_lit.models import ScoreModule
+
+    prior_args = yaml.safe_load(open(f"{repo_root}/tests/configs/fit_tiny.yaml"))["model"]["init_args"]["prior"]["init_args"]
+    torch.manual_seed(0)
+    net = {k: v.contiguous() for k, v in DiffusersUNetPrior(**prior_args).net.state_dict().items()}
+    save_file(net, str(tmp_path / "net.safetensors"))
+    save_file({k: v + 1.0 for k, v in net.items()}, str(tmp_path / "ema.safetensors"))
+    prior = DiffusersUNetPrior(**{**prior_args, "random_init": False, "weights": str(tmp_path / "net.safetensors")})
+    module = ScoreModule(prior, ema_weights=str(tmp_path / "ema.safetensors"))
+    assert all(torch.equal(v, net[k] + 1.0) for k, v in module.ema.net.state_dict().items())
+    assert all(torch.equal(v, net[k]) for k, v in module.prior.net.state_dict().items())

@@ -19,7 +19,7 @@ from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.regularizer.groups import GROUP_NAMES, get_group
 from equireg_lit.solvers.dps import DPS
 from equireg_lit.utils.io import run_config_text
-from equireg_lit.weights import prior_provenance, save_weights
+from equireg_lit.weights import load_checked, load_state_dict_file, prior_provenance, save_weights
 
 
 @torch.no_grad()
@@ -66,6 +66,9 @@ class ScoreModule(pl.LightningModule):
             at the end of fit.
         allow_untrained: Export even when fit runs no training step (``max_epochs: 0``); off by
             default, so random weights are never exported as if trained.
+        ema_weights: Start the EMA from these weights (a file of the network's state dict, e.g.
+            exported with a training snapshot) instead of from the prior's; for continuing a run
+            from weights when its Lightning checkpoint is not at hand.
         seed: Seed recorded in the provenance and used for the fixed validation noise.
     """
 
@@ -84,6 +87,7 @@ class ScoreModule(pl.LightningModule):
         sample_steps: int = 50,
         export_path: str | None = None,
         allow_untrained: bool = False,
+        ema_weights: str | None = None,
         seed: int = 0,
     ):
         super().__init__()
@@ -97,6 +101,9 @@ class ScoreModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["prior"])
         self.prior = prior
         self.ema = copy.deepcopy(prior).requires_grad_(False).eval()
+        if ema_weights is not None:
+            net = getattr(self.ema, "net", self.ema)
+            load_checked(net, load_state_dict_file(ema_weights), ema_weights)
         self.group = get_group(augment_group) if augment_group else None
         self._fit_start = 0.0
 
