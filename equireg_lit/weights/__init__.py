@@ -121,3 +121,25 @@ def state_sha256(module: nn.Module) -> str:
         h.update(key.encode())
         h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def export_training_snapshot(ckpt_path: str | Path, out_dir: str | Path) -> dict:
+    """Split a ``ScoreModule`` Lightning checkpoint into ``net.safetensors`` (the trained network),
+    ``ema.safetensors`` (its EMA) and ``snapshot.json`` (epoch, step): small files a run continues
+    from (``weights:`` of the prior and ``ema_weights:`` of ``ScoreModule``) when the full checkpoint,
+    with its optimizer state, is too large to keep."""
+    from safetensors.torch import save_file
+
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    state = ckpt["state_dict"]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, prefix in (("net", "prior.net."), ("ema", "ema.net.")):
+        part = {k[len(prefix):]: v.contiguous() for k, v in state.items() if k.startswith(prefix)}
+        if not part:
+            raise DataError(f"{ckpt_path} has no '{prefix}*' weights; is it a ScoreModule checkpoint?")
+        atomic_write(out / f"{name}.safetensors", lambda p, part=part: save_file(part, str(p)))
+    meta = {"source": str(ckpt_path), "epoch": int(ckpt["epoch"]), "global_step": int(ckpt["global_step"]),
+            "hyper_parameters": {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}}
+    atomic_write_json(out / "snapshot.json", meta)
+    return meta
