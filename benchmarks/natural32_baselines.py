@@ -58,7 +58,7 @@ def psnr(x: torch.Tensor, truth: torch.Tensor) -> list[float]:
 
 
 def tune(method, grid: list[float], max_extensions: int = 6) -> tuple[float, dict[float, float]]:
-    """Best value of a log grid by mean validation PSNR, the grid extended past a winning edge."""
+    """Best value of a log grid (half decades) by mean validation PSNR, extended past a winning edge."""
     scores: dict[float, float] = {}
     for _ in range(max_extensions + 1):
         for v in grid:
@@ -68,9 +68,9 @@ def tune(method, grid: list[float], max_extensions: int = 6) -> tuple[float, dic
         best = max(scores, key=scores.get)
         values = sorted(scores)
         if best == values[0]:
-            grid = [values[0] / 10]
+            grid = [values[0] / 10**0.5]
         elif best == values[-1]:
-            grid = [values[-1] * 10]
+            grid = [values[-1] * 10**0.5]
         else:
             return best, scores
     return best, scores
@@ -92,9 +92,10 @@ def main() -> None:
             x = dm.splits[split].images[:n]
             y = simulate(op, x, [sample_generator(0, i, STREAM_MEASUREMENT) for i in range(n)])
             data[split] = (x, y)
-        methods = {"tv": (lambda x_, y_, v: tv(op, y_, v), [1e-3, 1e-2, 1e-1])}
+        grid = [10 ** (k / 2) for k in range(-6, -1)]  # 1e-3 .. 1e-1 in half decades
+        methods = {"tv": (lambda x_, y_, v: tv(op, y_, v), grid)}
         if task == "gaussian_blur":
-            methods["wiener"] = (lambda x_, y_, v: wiener(op, y_, v, mean), [1e-3, 1e-2, 1e-1])
+            methods["wiener"] = (lambda x_, y_, v: wiener(op, y_, v, mean), grid)
         for name, (run, grid) in methods.items():
             xv, yv = data["val"]
             best, scores = tune(lambda v: psnr(run(xv, yv, v), xv), grid)
