@@ -17,6 +17,7 @@ from torch import Tensor
 
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.regularizer import EquiReg
+from equireg_lit.rng import per_sample_randn
 
 
 class Guidance:
@@ -94,6 +95,25 @@ class Timer:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         self.seconds += time.perf_counter() - self._t0
+
+
+def initial_noise(prior: DiffusionPrior, shape: tuple[int, ...], generators: list[torch.Generator]) -> Tensor:
+    """``x_T``: standard normal noise drawn per sample, on the prior's device and dtype."""
+    device = next((p.device for p in prior.parameters()), torch.device("cpu"))
+    dtype = next((p.dtype for p in prior.parameters()), torch.float32)
+    return per_sample_randn(shape, generators, torch.empty((), device=device, dtype=dtype))
+
+
+def drop_failed(x: Tensor, failed: dict[int, int], step: int, bound: float = float("inf")) -> Tensor:
+    """Zero the samples of ``x`` that are NaN, inf or beyond ``bound`` in absolute value, recording
+    in ``failed`` (batch position -> step) the first step each failed at."""
+    flat = x.reshape(x.shape[0], -1)
+    bad = ~torch.isfinite(flat).all(dim=1) | (flat.abs().amax(dim=1) > bound)
+    if not bad.any():
+        return x
+    for j in bad.nonzero().flatten().tolist():
+        failed.setdefault(j, step)
+    return torch.where(bad.view(-1, *([1] * (x.ndim - 1))), torch.zeros_like(x), x)
 
 
 class Solver(ABC):

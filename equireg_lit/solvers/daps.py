@@ -26,7 +26,7 @@ from equireg_lit.diffusion.deepinv_adapter import DeepinvDenoiser
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.rng import per_sample_randn
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer
+from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer, drop_failed, initial_noise
 
 
 def edm_sigmas(num: int, sigma_max: float, sigma_min: float, rho: float = 7.0) -> list[float]:
@@ -120,9 +120,7 @@ class DAPS(Solver):
         denoiser = DeepinvDenoiser(prior)
         sigmas = edm_sigmas(self.annealing_steps, self.sigma_max, self.sigma_min, self.rho) + [0.0]
         n = self.annealing_steps
-        device = next((p.device for p in prior.parameters()), torch.device("cpu"))
-        dtype = next((p.dtype for p in prior.parameters()), torch.float32)
-        x = self.sigma_max * per_sample_randn(shape, generators, torch.empty((), device=device, dtype=dtype))
+        x = self.sigma_max * initial_noise(prior, shape, generators)
         failed: dict[int, int] = {}
         net = Timer()
         for i in range(n):
@@ -132,12 +130,7 @@ class DAPS(Solver):
                 lr = self.lr * (1 + i / max(n - 1, 1) * (self.lr_min_ratio - 1))
                 x0 = self.langevin(x0, sigma, lr, guidance, generators, i, n)
             x = x0 + sigmas[i + 1] * per_sample_randn(shape, generators, x0) if sigmas[i + 1] > 0 else x0
-            flat = x.reshape(shape[0], -1)
-            bad = ~torch.isfinite(flat).all(dim=1)
-            if bad.any():
-                for j in bad.nonzero().flatten().tolist():
-                    failed.setdefault(j, i)
-                x = torch.where(bad.view(-1, 1, 1, 1), torch.zeros_like(x), x)
+            x = drop_failed(x, failed, i)
             if on_step is not None:
                 on_step(i, n, x0.detach())
         return SamplerOutput(x=x, failed=failed, nfe=n * self.ode_steps, network_seconds=net.seconds,

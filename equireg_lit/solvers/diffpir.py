@@ -31,8 +31,7 @@ from torch import Tensor
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.diffusion.scheduler import DDIMScheduler
 from equireg_lit.errors import ConfigError, check_range
-from equireg_lit.rng import per_sample_randn
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer
+from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer, drop_failed, initial_noise
 
 
 class DiffPIR(Solver):
@@ -105,9 +104,8 @@ class DiffPIR(Solver):
         t_start = time.perf_counter()
         scheduler = DDIMScheduler(prior.schedule, self.num_steps, clip_sample=self.clip_x0)
         n = len(scheduler.timesteps)
-        device = next((p.device for p in prior.parameters()), torch.device("cpu"))
-        dtype = next((p.dtype for p in prior.parameters()), torch.float32)
-        x = per_sample_randn(shape, generators, torch.empty((), device=device, dtype=dtype))
+        x = initial_noise(prior, shape, generators)
+        device = x.device
         sigma_n = max(float(getattr(guidance.physics, "noise_sigma", 0.0)), self.min_noise_sigma) if guidance else 0.0
         failed: dict[int, int] = {}
         net = Timer()
@@ -123,12 +121,7 @@ class DiffPIR(Solver):
             eps_hat = (x - a_t**0.5 * z) / (1 - a_t) ** 0.5
             # DDIM from (z, eps_hat) with sigma^2 = s (1 - abar_prev); the last step returns z.
             x = scheduler.step_from(z, eps_hat, t, generators, (self.stochasticity * (1 - a_prev)) ** 0.5).prev_sample
-            flat = x.reshape(shape[0], -1)
-            bad = ~torch.isfinite(flat).all(dim=1)
-            if bad.any():
-                for j in bad.nonzero().flatten().tolist():
-                    failed.setdefault(j, i)
-                x = torch.where(bad.view(-1, 1, 1, 1), torch.zeros_like(x), x)
+            x = drop_failed(x, failed, i)
             if on_step is not None:
                 on_step(i, n, z.detach())
         return SamplerOutput(x=x, failed=failed, nfe=n, network_seconds=net.seconds,

@@ -17,8 +17,7 @@ from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, SamplingError, check_range
 from equireg_lit.regularizer import equi_phase
 from equireg_lit.diffusion.scheduler import DDIMScheduler
-from equireg_lit.rng import per_sample_randn
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer
+from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer, drop_failed, initial_noise
 
 __all__ = ["DPS", "SamplingError"]
 
@@ -75,9 +74,8 @@ class DPS(Solver):
         t_start = time.perf_counter()
         scheduler = DDIMScheduler(prior.schedule, self.num_steps, eta=self.eta, clip_sample=self.clip_x0)
         n = len(scheduler.timesteps)
-        device = next((p.device for p in prior.parameters()), torch.device("cpu"))
-        dtype = next((p.dtype for p in prior.parameters()), torch.float32)
-        x = per_sample_randn(shape, generators, torch.empty((), device=device, dtype=dtype))
+        x = initial_noise(prior, shape, generators)
+        device = x.device
         failed: dict[int, int] = {}
         net = Timer()
         for i, t in enumerate(scheduler.timesteps):
@@ -102,12 +100,7 @@ class DPS(Solver):
                         )
                         x_prev = x_prev + scheduler.alpha_prod_prev(t) ** 0.5 * (x0_eq - x0.detach())
             x = x_prev.detach()
-            flat = x.reshape(shape[0], -1)
-            bad = ~torch.isfinite(flat).all(dim=1) | (flat.abs().amax(dim=1) > self.divergence_threshold)
-            if bad.any():
-                for j in bad.nonzero().flatten().tolist():
-                    failed.setdefault(j, i)
-                x = torch.where(bad.view(-1, 1, 1, 1), torch.zeros_like(x), x)
+            x = drop_failed(x, failed, i, self.divergence_threshold)
             if on_step is not None:
                 on_step(i, n, x0.detach())
         return SamplerOutput(

@@ -29,8 +29,7 @@ from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.diffusion.scheduler import DDIMScheduler
 from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.regularizer import equi_phase
-from equireg_lit.rng import per_sample_randn
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer
+from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer, drop_failed, initial_noise
 
 
 class SITCOM(Solver):
@@ -122,9 +121,8 @@ class SITCOM(Solver):
         self.evaluations = 0
         scheduler = DDIMScheduler(prior.schedule, self.num_steps, clip_sample=True)
         n = len(scheduler.timesteps)
-        device = next((p.device for p in prior.parameters()), torch.device("cpu"))
-        dtype = next((p.dtype for p in prior.parameters()), torch.float32)
-        x = per_sample_randn(shape, generators, torch.empty((), device=device, dtype=dtype))
+        x = initial_noise(prior, shape, generators)
+        device = x.device
         failed: dict[int, int] = {}
         net = Timer()
         for i, t in enumerate(scheduler.timesteps):
@@ -141,12 +139,7 @@ class SITCOM(Solver):
             # Re-noise to the next level: x_t' = sqrt(abar_t') x0 + sqrt(1 - abar_t') eps.
             sigma = (1 - scheduler.alpha_prod_prev(t)) ** 0.5
             x = scheduler.step_from(x0, torch.zeros_like(x0), t, generators, sigma).prev_sample.detach()
-            flat = x.reshape(shape[0], -1)
-            bad = ~torch.isfinite(flat).all(dim=1)
-            if bad.any():
-                for j in bad.nonzero().flatten().tolist():
-                    failed.setdefault(j, i)
-                x = torch.where(bad.view(-1, 1, 1, 1), torch.zeros_like(x), x)
+            x = drop_failed(x, failed, i)
             if on_step is not None:
                 on_step(i, n, x0.detach())
         return SamplerOutput(x=x, failed=failed, nfe=self.evaluations, network_seconds=net.seconds,
