@@ -83,6 +83,15 @@ def test_fit_tiny_writes_checkpoint_and_tensorboard(tmp_path, repo_root):
 
     exported = load_file(str(tmp_path / "tiny.safetensors"))
     assert all(torch.equal(v, exported[k]) for k, v in fitted.net.state_dict().items())
+    # A training snapshot of the checkpoint: its EMA file is the exported EMA, both load strictly.
+    from equireg_lit.weights import export_training_snapshot
+
+    (ckpt,) = glob.glob(str(run / "checkpoints" / "*.ckpt"))
+    meta = export_training_snapshot(ckpt, tmp_path / "snap")
+    assert meta["global_step"] == 4
+    snap = load_file(str(tmp_path / "snap" / "ema.safetensors"))
+    assert snap.keys() == exported.keys() and all(torch.equal(snap[k], exported[k]) for k in snap)
+    DiffusersUNetPrior(weights=str(tmp_path / "snap" / "net.safetensors"), **arch)
 
 
 def test_score_module_continues_from_network_and_ema_weight_files(tmp_path, repo_root):
