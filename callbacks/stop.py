@@ -21,6 +21,6 @@ class CheckpointOnStop(Callback):
         if not isinstance(exception, SIGTERMException):
             return
         path = Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints" / "interrupted.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # resumable: optimizer and loop state too
         rank_zero_info(f"Stopped by a signal at epoch {trainer.current_epoch}, step {trainer.global_step}; "
                        f"checkpoint: {path} (resume with --ckpt_path {path})")
