@@ -1,6 +1,7 @@
 """EquiReg's frequency as a cost lever: DPS + EquiReg (the prior's denoiser as f) applying the
 penalty every step, every 2nd, 4th or 10th step (``freq`` 1 / 0.5 / 0.25 / 0.1), or every step of
-the noisier half only (``schedule: cutoff``), against plain DPS on the same test digits.
+the noisier half only (``schedule: cutoff``) or of the less noisy half only (``schedule: late``),
+against plain DPS on the same test digits.
 
     python -m benchmarks.equireg_frequency [--task gaussian_blur] [--steps 100] [--n 100]
 
@@ -27,6 +28,7 @@ SETTINGS = {  # name -> overrides of the regularizer
     "freq 0.25": [f"{REG}freq", "0.25"],
     "freq 0.1 (reference default)": [f"{REG}freq", "0.1"],
     "noisier half only (cutoff)": [f"{REG}schedule", "cutoff", f"{REG}cutoff_steps", "{half}"],
+    "less noisy half only (late)": [f"{REG}schedule", "late", f"{REG}cutoff_steps", "{half}"],
 }
 
 

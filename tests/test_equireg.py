@@ -81,6 +81,14 @@ def test_off_steps_are_exact_zeros_without_calling_f():
     assert torch.equal(out, torch.zeros(3)) and f.calls == 0
 
 
+def test_late_window_is_the_complement_of_cutoff():
+    cutoff = EquiReg(FixedConv(1), "hflip", schedule="cutoff", cutoff_steps=50)
+    late = EquiReg(FixedConv(1), "hflip", schedule="late", cutoff_steps=50)
+    on_cutoff = [s for s in range(100) if cutoff.is_active(s, 100)]
+    on_late = [s for s in range(100) if late.is_active(s, 100)]
+    assert on_late == list(range(51, 100)) and sorted(on_cutoff + on_late) == list(range(100))
+
+
 def test_cutoff_window():
     reg = EquiReg(FixedConv(1), "hflip", schedule="cutoff", cutoff_steps=100)
     active = [s for s in range(1000) if reg.is_active(s, total_steps=1000)]

@@ -22,7 +22,7 @@ from equireg_lit.regularizer.groups import Group, get_group
 
 Form = Literal["equi", "equi_plus"]
 Reduction = Literal["norm", "sqnorm", "mse"]
-Schedule = Literal["constant", "cutoff"]
+Schedule = Literal["constant", "cutoff", "late"]
 GeneratorArg = torch.Generator | list[torch.Generator] | None
 
 
@@ -49,9 +49,11 @@ class EquiReg(nn.Module):
         form: ``equi`` (needs a spatial f output) or ``equi_plus`` (f output shaped like x).
         alpha: Weight multiplied into the returned penalty (0.01 for pixel-space DPS).
         freq: Fraction of steps on which the penalty fires: every ``int(1/freq)`` steps.
-        schedule: ``constant`` or ``cutoff`` (also off when ``step > total_steps - cutoff_steps``).
+        schedule: ``constant``, ``cutoff`` (also off when ``step > total_steps - cutoff_steps``, the
+            reference's) or ``late`` (on only then: the less noisy final steps; not in the reference).
         reduction: ``norm`` (L2 norm), ``sqnorm`` (squared norm) or ``mse`` (mean of squares).
-        cutoff_steps: Length of the final window where ``cutoff`` switches the penalty off.
+        cutoff_steps: Length of the final window: ``cutoff`` switches the penalty off there,
+            ``late`` on only there.
         seed: Seed of the internal generator that draws group elements (None: nondeterministic).
     """
 
@@ -70,8 +72,8 @@ class EquiReg(nn.Module):
         super().__init__()
         if form not in ("equi", "equi_plus"):
             raise ConfigError(f"unknown form {form!r}; valid: equi, equi_plus")
-        if schedule not in ("constant", "cutoff"):
-            raise ConfigError(f"unknown schedule {schedule!r}; valid: constant, cutoff")
+        if schedule not in ("constant", "cutoff", "late"):
+            raise ConfigError(f"unknown schedule {schedule!r}; valid: constant, cutoff, late")
         if reduction not in ("norm", "sqnorm", "mse"):
             raise ConfigError(f"unknown reduction {reduction!r}; valid: norm, sqnorm, mse")
         check_range("alpha", alpha, 0.0)
@@ -107,10 +109,11 @@ class EquiReg(nn.Module):
         """Whether the penalty fires at ``step`` (counted from 0 at the noisiest step)."""
         if step % self.period != 0:
             return False
-        if self.schedule == "cutoff":
+        if self.schedule in ("cutoff", "late"):
             if total_steps is None:
-                raise ValueError("schedule='cutoff' needs total_steps to know where the run ends")
-            if step > total_steps - self.cutoff_steps:
+                raise ValueError(f"schedule={self.schedule!r} needs total_steps to know where the run ends")
+            in_window = step > total_steps - self.cutoff_steps
+            if in_window == (self.schedule == "cutoff"):
                 return False
         return True
 
@@ -176,7 +179,7 @@ class EquiReg(nn.Module):
         Args:
             x: Batch ``[B, C, H, W]`` (the clean estimate during sampling).
             step: Step counter, 0 at the first (noisiest) step.
-            total_steps: Number of steps in the run (required by ``schedule='cutoff'``).
+            total_steps: Number of steps in the run (required by ``cutoff`` and ``late``).
             generator: One generator (one group element for the batch, as the reference) or one
                 per sample (independent draws, so results do not depend on the batch).
 
@@ -205,7 +208,7 @@ def equi_phase(
         num_steps: Optimizer steps.
         lr: Adam learning rate.
         step: Sampler step counter passed to the schedule.
-        total_steps: Total sampler steps (for ``cutoff``).
+        total_steps: Total sampler steps (for ``cutoff`` and ``late``).
         generator: Generator(s) for the group draws.
 
     Returns:
