@@ -11,6 +11,7 @@ import torch
 from deepinv.physics import Physics
 from torch import Tensor
 
+import equireg_lit.physics  # noqa: F401  (the task operators, so --help lists them among the operator choices)
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, DataError
 from equireg_lit.pde.residual import PDEResidual
