@@ -16,7 +16,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from equireg_lit.errors import DataError
+from equireg_lit.physics.noise import simulate
 from equireg_lit.rng import STREAM_MEASUREMENT, sample_generators
+from equireg_lit.utils.io import read_safetensors
 
 
 def dataset_indices(source: Dataset) -> list[int]:
@@ -68,8 +70,6 @@ class PredictionSet(Dataset):
             batch["truth"] = batch.pop("image")
             if self.physics is None:
                 raise DataError("benchmark data (ground truth) needs the operator to simulate measurements")
-            from equireg_lit.physics.noise import simulate
-
             gens = sample_generators(self.seed, batch["index"].tolist(), STREAM_MEASUREMENT)
             with torch.no_grad():
                 batch["y"] = simulate(self.physics, batch["truth"], gens)
@@ -78,8 +78,6 @@ class PredictionSet(Dataset):
 
 def read_measurement(path: str | Path) -> Tensor:
     """The measurement ``y`` of one ``NNNNN.safetensors`` file, checked: readable, has ``y``, finite."""
-    from equireg_lit.utils.io import read_safetensors
-
     d = read_safetensors(path, "measurement file")
     if "y" not in d:
         raise DataError(f"measurement file {path} has no tensor 'y' (found {sorted(d) or 'nothing'}); save y under the key 'y'")

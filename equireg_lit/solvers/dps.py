@@ -14,12 +14,10 @@ import torch
 from torch import Tensor
 
 from equireg_lit.diffusion.priors import DiffusionPrior
-from equireg_lit.errors import ConfigError, SamplingError, check_range
+from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.regularizer import equi_phase
 from equireg_lit.diffusion.scheduler import DDIMScheduler
 from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer, drop_failed, initial_noise
-
-__all__ = ["DPS", "SamplingError"]
 
 
 class DPS(Solver):
