@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from equireg_lit.errors import ConfigError, DataError, RunInterrupted
+from equireg_lit.utils.compose import expand_config_args
 
 # Settings of a predict datamodule that choose or batch samples but do not change any sample's result.
 NOT_FINGERPRINTED = {"batch_size", "num_workers", "predict_start", "predict_limit", "operator",
@@ -167,6 +168,8 @@ def quiet_console() -> None:
     warnings.filterwarnings("ignore", message=r".*`isinstance\(treespec, LeafSpec\)`.*")
     # Prediction batches carry their own dataset indices (PredictionSet); Lightning need not infer them.
     warnings.filterwarnings("ignore", message=r".*infer the batch indices.*")
+    # Composed configs pass the expanded command line as ``args`` (utils/compose.py).
+    warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended.*")
     warnings.filterwarnings("ignore", message=r".*length of `DataLoader` across ranks is zero.*")  # all finished
     # ddp_spawn hands the model to its workers through shared memory; the default file-descriptor
     # strategy fails in some containers ("unable to resize file"), the file-system one does not.
@@ -188,6 +191,9 @@ def main(args: list[str] | None = None) -> None:
         sys.argv.remove("--debug")  # DDP workers re-run sys.argv
     signals.install()
     try:
+        composed = expand_config_args(argv)
+        if composed != argv:
+            args = argv = composed
         EquiRegCLI(
             pl.LightningModule,
             pl.LightningDataModule,
