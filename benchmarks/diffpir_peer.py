@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.mnist32_restoration import machine, mean_se, paired
-from benchmarks.peer import config_operator
+from benchmarks.stats import machine, mean_se, paired
+from benchmarks.study import task_operator
 from equireg_lit.callbacks.prediction_writer import image_metrics
 from equireg_lit.datasets import mnist32, split_indices
 from equireg_lit.diffusion import DeepinvDenoiser, DiffusersUNetPrior
@@ -53,6 +53,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--lambda_", type=float, default=7.0)
     p.add_argument("--zeta", type=float, default=0.1)
+    p.add_argument("--out", default=None, help="output stem (default benchmarks/results/diffpir_peer_<task>)")
     args = p.parse_args()
     import deepinv
 
@@ -60,7 +61,7 @@ def main() -> None:
     prior = DiffusersUNetPrior(weights="mnist32").eval().requires_grad_(False)
     images, _ = mnist32()
     x = images[split_indices("test")[: args.n]]
-    op = config_operator(args.task)
+    op = task_operator(args.task)
     y = simulate(op, x, [sample_generator(0, i, STREAM_MEASUREMENT) for i in range(args.n)])
     def ours_at(lam: float) -> torch.Tensor:
         return DiffPIR(num_steps=args.steps, lambda_=lam, stochasticity=args.zeta).sample(
@@ -70,7 +71,7 @@ def main() -> None:
     ours = ours_at(args.lambda_)
     t_ours = time.perf_counter() - t0
     ours_half = ours_at(args.lambda_ / 2)
-    op01 = config_operator(args.task)
+    op01 = task_operator(args.task)
     op01.noise_model.sigma.fill_(op.noise_sigma / 2)  # the same noise, on [0, 1]
     y01 = (y + op.A(torch.ones_like(x))) / 2
     peer = deepinv.sampling.DiffPIR(UnitRange(DeepinvDenoiser(prior)), deepinv.optim.data_fidelity.L2(),
@@ -87,7 +88,8 @@ def main() -> None:
            "delta_psnr_deepinv_minus_ours_half_lambda": paired(rows["ours_half_lambda"], rows["deepinv"], "psnr"),
            "time_deepinv_over_ours": t_theirs / t_ours, "deepinv_version": deepinv.__version__,
            "machine": machine(), "command": f"python -m benchmarks.diffpir_peer --task {args.task} --n {args.n}"}
-    out = RESULTS / f"diffpir_peer_{args.task}"
+    out = Path(args.out) if args.out else RESULTS / f"diffpir_peer_{args.task}"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
     d, d2 = res["delta_psnr_deepinv_minus_ours"], res["delta_psnr_deepinv_minus_ours_half_lambda"]
     ps = {k: f"{m:.2f} ± {se:.2f}" for k, (m, se) in res["psnr"].items()}

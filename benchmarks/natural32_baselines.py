@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmarks.mnist32_restoration import machine, mean_se
-from benchmarks.peer import config_operator
+from benchmarks.stats import machine, mean_se
+from benchmarks.study import task_operator
 from equireg_lit.callbacks.prediction_writer import image_metrics
 from equireg_lit.datamodules import Natural32DataModule
 from equireg_lit.physics import simulate
@@ -80,13 +80,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n-val", type=int, default=64)
     p.add_argument("--n-test", type=int, default=100)
+    p.add_argument("--out", default=str(RESULTS / "natural32_baselines"), help="output stem (.json and .md)")
     args = p.parse_args()
+    stem = Path(args.out)
+    stem.parent.mkdir(parents=True, exist_ok=True)
     dm = Natural32DataModule()
     dm.setup()
     mean = float(dm.splits["train"].images.mean())
     rows, tuning = [], {}
     for task in ("gaussian_blur", "sr4"):
-        op = config_operator(task)
+        op = task_operator(task)
         data = {}
         for split, n in (("val", args.n_val), ("test", args.n_test)):
             x = dm.splits[split].images[:n]
@@ -110,14 +113,14 @@ def main() -> None:
             rows.append({"task": task, "method": "bicubic", "weight": None, "psnr": m, "stderr": se, "n": len(xt)})
     out = {"rows": rows, "validation_tuning": tuning, "n_val": args.n_val, "machine": machine(),
            "command": "python -m benchmarks.natural32_baselines"}
-    (RESULTS / "natural32_baselines.json").write_text(json.dumps(out, indent=2) + "\n")
+    stem.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
     md = ["| task | method | weight (tuned on validation) | test PSNR |", "|---|---|---|---|"]
     for r in rows:
         weight = "—" if r["weight"] is None else f"{r['weight']:g}"
         md.append(f"| {r['task']} | {r['method']} | {weight} | {r['psnr']:.2f} ± {r['stderr']:.2f} |")
     md += ["", f"{args.n_test} test patches (astronaut, grass, coins), weights tuned on {args.n_val} validation "
            f"patches (grids extended past winning edges). Machine: {out['machine']}. Command: `{out['command']}`"]
-    (RESULTS / "natural32_baselines.md").write_text("\n".join(md) + "\n")
+    stem.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchmarks.mnist32_restoration import machine
+from benchmarks.stats import machine
 from equireg_lit.datamodules import Natural32DataModule
 from equireg_lit.probes.objectives import auroc
 

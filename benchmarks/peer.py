@@ -5,8 +5,8 @@ noise and step count (MNIST 32x32 test digits).
 
 deepinv runs the shipped prior through :class:`equireg_lit.diffusion.DeepinvDenoiser`, once at
 its defaults (DDPM solver, ``weight`` 1.0, float64 SDE arithmetic) and once with ``dtype`` float32.
-Ours runs with the zeta tuned on the validation split for that step count (benchmarks/results/
-mnist32_tune_<task>_s<steps>.json, else the 50-step value). Measurements come from the same
+Ours runs with the zeta tuned on the validation split for that step count (configs/tuned/mnist32/<task>_s<steps>.yaml, else the
+50-step value). Measurements come from the same
 per-sample generators; every method sees identical ``y``. Reports PSNR/SSIM (mean, paired
 difference to ours with a 95 % interval) and wall time relative to ours, all measured in one run.
 Writes benchmarks/results/<out>/peer_<task>_s<steps>.{json,md}.
@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
-from lightning.pytorch.cli import instantiate_class
 
-from benchmarks.mnist32_restoration import load_tuning, machine, mean_se, paired
+from benchmarks.runner import tuned_value
+from benchmarks.stats import machine, mean_se, paired
+from benchmarks.study import task_operator
 from equireg_lit.callbacks.prediction_writer import image_metrics
 from equireg_lit.datasets import mnist32, split_indices
 from equireg_lit.diffusion import DeepinvDenoiser, DiffusersUNetPrior
@@ -35,15 +35,11 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def config_operator(task: str):
-    """The operator of the shipped predict config for ``task`` (so every benchmark uses the same one)."""
-    spec = yaml.safe_load((REPO / "configs" / "predict" / f"mnist32_{task}_dps.yaml").read_text())["model"]["init_args"]
-    return instantiate_class((), spec["operator"])
-
-
 def tuned_zeta(task: str, steps: int) -> tuple[float, int]:
-    tuned = load_tuning(task, steps, missing_ok=True)
-    return (tuned["best_zeta"], steps) if tuned else (load_tuning(task, 50)["best_zeta"], 50)
+    """Our zeta: the one tuned on validation digits at ``steps``, else the 50-step one."""
+    part = REPO / "configs" / "tuned" / "mnist32" / f"{task}_s{steps}.yaml"
+    at = steps if part.is_file() else 50
+    return float(tuned_value("mnist32", f"{task}_s{at}", "solver.zeta")), at
 
 
 def run_peer(task: str, steps: int, n: int, batch: int, out_dir: Path) -> dict:
@@ -51,7 +47,7 @@ def run_peer(task: str, steps: int, n: int, batch: int, out_dir: Path) -> dict:
     prior = DiffusersUNetPrior(weights="mnist32").eval().requires_grad_(False)
     images, labels = mnist32()
     x = images[split_indices("test")[:n]]
-    op = config_operator(task)
+    op = task_operator(task)
     zeta, zeta_steps = tuned_zeta(task, steps)
     methods = {"ours": None, "deepinv_default": torch.float64, "deepinv_float32": torch.float32}
     recon = {k: [] for k in methods}

@@ -1,91 +1,131 @@
-"""The benchmark report is generated from result JSON (never typed): cells that were not run say so."""
+"""Studies: specs load, cells compose existing parts, tuning picks the best mean and extends a grid
+past a winning edge, cells never mix settings, the report is computed from per-sample tables, and
+one tiny study runs end to end through ``equireg predict``."""
 
+import csv
 import json
 
-from benchmarks.run import report
+import pytest
+
+from benchmarks import report, runner, study
+from benchmarks.study import StudyError, all_studies
 
 
-def row(task, mean, lo, hi, alpha, machine="x86_64, 1 torch threads, torch 2.14.1, CPU only"):
-    d = {"mean_diff": mean, "ci95": [lo, hi], "n": 4, "wins": 2}
-    return {"task": task, "steps": 20, "zeta": 10.0, "alpha": alpha, "n": 4,
-            "dps": {"psnr": [15.0, 0.3], "ssim": [0.5, 0.01]}, "equireg": {"psnr": [15.1, 0.3], "ssim": [0.5, 0.01]},
-            "diff": {"psnr": d, "ssim": d}, "digit_accuracy": {"dps": 0.5, "equireg": 0.75},
-            "seconds_per_sample": {"dps": 1.0, "equireg": 1.5}, "machine": machine}
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """Studies, tables, runs and tuned parts under tmp_path (the repo's configs stay read-only
+    except configs/tuned, which is redirected by copying the tree)."""
+    import shutil
+
+    configs = tmp_path / "configs"
+    shutil.copytree(study.CONFIGS, configs)
+    (tmp_path / "studies").mkdir()
+    monkeypatch.setattr(study, "CONFIGS", configs)
+    monkeypatch.setattr(study, "STUDIES", tmp_path / "studies")
+    monkeypatch.setattr(study, "REPO", tmp_path)
+    monkeypatch.setattr(runner, "REPO", tmp_path)
+    monkeypatch.setattr(runner, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(runner, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "results")
+    return tmp_path
 
 
-def test_report_table_and_plot_from_results(tmp_path):
-    (tmp_path / "mnist32_compare_s20.json").write_text(json.dumps({"rows": [row("box_inpainting", 0.25, -0.1, 0.6, 0.01)]}))
-    (tmp_path / "mnist32_compare_s20_probe.json").write_text(json.dumps({"rows": [row("box_inpainting", -1.5, -2.0, -1.0, 0.001)]}))
-    report(tmp_path, ["box_inpainting", "sr4"], [20, 50])
-    md = (tmp_path / "mnist32_quality.md").read_text().splitlines()
-    box20 = next(line for line in md if line.startswith("| box_inpainting | 20 |"))
-    assert "-1.50 [-2.00, -1.00]" in box20 and "+0.25 [-0.10, +0.60]" in box20 and "0.001 / 0.01" in box20
-    assert "0.50 / 0.75 / 0.75" in box20 and box20.endswith("| CPU |")
-    assert any(line.startswith("| sr4 | 50 |") and "not run" in line for line in md)
-    assert (tmp_path / "mnist32_quality.png").stat().st_size > 0
-    cells = json.loads((tmp_path / "mnist32_quality.json").read_text())
-    assert len(cells) == 4 and cells[0]["probe"]["alpha"] == 0.001
+def write_study(root, name, text):
+    (root / "studies" / f"{name}.yaml").write_text(text)
+    return study.load(name)
 
 
-def test_compare_results_merge_across_processes_and_name_their_machine(tmp_path, monkeypatch):
-    """Per-task compare processes (one per task on a GPU) merge their rows into one file."""
-    import argparse
-
-    from benchmarks import mnist32_restoration as mr
-
-    monkeypatch.setattr(mr, "OUT_DIR", tmp_path)
-    monkeypatch.setattr(mr, "RUNS_DIR", tmp_path / "runs")
-    args = argparse.Namespace(steps=20, n=4, tune_steps=None, alpha_steps=50)
-    gpu = "x86_64, 2 torch threads, torch 2.11.0, NVIDIA H200"
-    with mr.results_lock():
-        mr.write_compare([row("box_inpainting", 0.25, -0.1, 0.6, 0.01)], args)
-    mr.write_compare([row("hdr", -0.1, -0.2, 0.0, 0.1, machine=gpu)], args)
-    res = json.loads((tmp_path / "mnist32_compare_s20.json").read_text())
-    assert [r["task"] for r in res["rows"]] == ["box_inpainting", "hdr"] and gpu in res["machines"]
-    md = (tmp_path / "mnist32_compare_s20.md").read_text()
-    assert "| hdr | 20 |" in md and "NVIDIA H200 |" in md and "--tasks box_inpainting hdr" in md
-    report(tmp_path, ["box_inpainting", "hdr"], [20])
-    quality = (tmp_path / "mnist32_quality.md").read_text()
-    assert any(line.startswith("| hdr | 20 |") and line.endswith("| NVIDIA H200 |") for line in quality.splitlines())
+def test_every_shipped_study_loads_and_its_test_cells_compose_existing_parts():
+    studies = all_studies()
+    assert {"mnist32_quality", "mnist32_frequency", "cost", "peer_deepinv_dps"} <= {s.name for s in studies}
+    for s in studies:
+        if s.kind == "restoration":
+            for cell in s.test_cells() + s.test_cells(quick=True):
+                assert all(p.is_file() for p in cell.parts()), cell.name
 
 
-def test_tune_extends_an_earlier_grid_and_compare_skips_up_to_date_cells(tmp_path, monkeypatch):
-    """Extending a tuning grid measures only the new values; a compare whose result already has
-    the tuned zeta, alpha and n runs nothing."""
-    import argparse
+def test_bad_specs_name_the_file_and_the_key(sandbox):
+    with pytest.raises(StudyError, match="no study 'nope'"):
+        study.load("nope")
+    with pytest.raises(StudyError, match=r"unknown keys \['stepz'\]"):
+        write_study(sandbox, "bad", "title: t\ndescription: d\nstepz: [1]\n")
+    with pytest.raises(StudyError, match="baseline 'x' is not one of the methods"):
+        write_study(sandbox, "bad", "title: t\ndescription: d\nbaseline: x\nmethods: {dps: {method: dps}}\n")
 
-    from benchmarks import mnist32_restoration as mr
 
-    calls = []
+SPEC = """title: tiny
+description: two digits, two steps
+dataset: mnist32
+tasks: [gaussian_blur]
+steps: [2]
+n: 2
+baseline: dps
+methods:
+  dps: {method: dps, tuned: ["{task}_s{steps}"]}
+  equireg: {method: dps_equireg, tuned: ["{task}_s{steps}", "{task}_s50_equireg"]}
+tune:
+  - {parameter: solver.zeta, methods: [dps], n: 2, grid: [1, 3], extend: 3, max_extensions: 1,
+     writes: "{task}_s{steps}"}
+"""
 
-    def fake_run(task, equireg, steps, split, n, zeta, alpha, extra=None, tag=""):
-        calls.append((equireg, zeta, alpha))
-        psnr = 20 + zeta - (0 if alpha is None else abs(alpha - 0.1))  # larger zeta wins; alpha 0.1 wins
-        return {i: {"psnr": psnr, "ssim": 0.5, "seconds": 1.0} for i in range(n)}
 
-    monkeypatch.setattr(mr, "RESULTS", tmp_path)
-    monkeypatch.setattr(mr, "OUT_DIR", tmp_path)
-    monkeypatch.setattr(mr, "RUNS_DIR", tmp_path / "runs")
-    monkeypatch.setattr(mr, "run", fake_run)
-    tune = lambda zetas, alphas: mr.tune(argparse.Namespace(task="hdr", steps=100, n=4, zetas=zetas, alphas=alphas))  # noqa: E731
-    tune([0.5, 1.5], [0.01, 0.1])
-    assert mr.load_tuning("hdr", 100)["best_zeta"] == 1.5 and len(calls) == 4
-    calls.clear()
-    tune([4.5], [])  # past the winning edge: one new DPS run, alphas re-measured at the new zeta
-    t = mr.load_tuning("hdr", 100)
-    assert t["best_zeta"] == 4.5 and sorted(t["dps"]) == ["0.5", "1.5", "4.5"] and t["best_alpha"] == 0.1
-    assert calls == [(False, 4.5, None), (True, 4.5, 0.01), (True, 4.5, 0.1)]
-    calls.clear()
-    tune([4.5], [0.01])  # nothing new
-    assert calls == []
+def fake_rows(cell, psnr_of_zeta):
+    zeta = dict(cell.settings).get("solver.zeta", 1.0)
+    return [{"study": cell.study, "split": cell.split, "dataset": cell.dataset, "task": cell.task,
+             "method": cell.method, "steps": cell.steps, "settings": json.dumps(dict(cell.settings)),
+             "config": cell.config_hash(), "index": i, "psnr": psnr_of_zeta(zeta) + 0.1 * i,
+             "ssim": 0.5, "seconds": 1.0, "nfe": 2.0, "device": "CPU"} for i in range(cell.n)]
 
-    monkeypatch.setattr(mr, "digit_accuracy", lambda *a: 1.0)
-    args = argparse.Namespace(tasks=["hdr"], steps=100, n=4, tune_steps=None, alpha_steps=None, recompute=False)
-    mr.compare(args)
-    assert len(calls) == 2
-    calls.clear()
-    mr.compare(args)
-    assert calls == []
-    args.recompute = True
-    mr.compare(args)
-    assert len(calls) == 2
+
+def test_tuning_extends_past_a_winning_edge_and_writes_the_tuned_part(sandbox, monkeypatch):
+    s = write_study(sandbox, "tiny", SPEC)
+    ran = []
+
+    def fake(cell, quick=False, batch_size=None):
+        ran.append(dict(cell.settings)["solver.zeta"])
+        rows = fake_rows(cell, lambda z: -abs(z - 9.0))  # best at 9: past the grid's top edge
+        runner.write_rows(runner.cell_file(cell), rows)
+        return rows
+
+    monkeypatch.setattr(runner, "run_cell", fake)
+    runner.run_study(s, only=["tune"])
+    assert ran == [1.0, 3.0, 9.0]  # one extension by a factor 3, then interior
+    part = sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml"
+    text = part.read_text()
+    assert runner.tuned_value("mnist32", "gaussian_blur_s2", "solver.zeta") == 9.0
+    assert "at an edge" in text and "1: -7.95, 3: -5.95, 9: 0.05" in text  # extensions used up at the edge
+
+
+def test_a_retuned_part_gives_new_cells_and_the_report_uses_only_current_ones(sandbox, monkeypatch):
+    s = write_study(sandbox, "tiny", SPEC)
+    tuned = sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml"
+    tuned.write_text("model: {init_args: {solver: {init_args: {zeta: 3.0}}}}\n")
+    dps, reg = s.test_cells()
+    old_hash = dps.config_hash()
+    runner.write_rows(runner.cell_file(dps), [dict(r, psnr=10.0 + r["index"]) for r in fake_rows(dps, lambda z: 0)])
+    runner.write_rows(runner.cell_file(reg), [dict(r, psnr=10.5 + r["index"], seconds=2.0, nfe=4.0)
+                                              for r in fake_rows(reg, lambda z: 0)])
+    table, devices = report.restoration_table(s)
+    row = next(line for line in table.splitlines() if line.startswith("| gaussian_blur | 2 |"))
+    assert "+0.50 [+0.50, +0.50]" in row and "2.00 (4 nfe)" in row and "zeta 3.0" in row and devices == {"CPU"}
+    tuned.write_text("model: {init_args: {solver: {init_args: {zeta: 4.0}}}}\n")
+    assert s.test_cells()[0].config_hash() != old_hash
+    assert "not run yet" in report.restoration_table(s)[0]  # the old rows are not reused
+    runner.rebuild_table("tiny")
+    with open(sandbox / "results" / "tiny" / "samples.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 4 and {"study", "task", "method", "steps", "index", "psnr", "device"} <= set(rows[0])
+
+
+def test_a_tiny_study_runs_end_to_end_through_predict_and_resumes(sandbox, monkeypatch):
+    tuned = sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml"
+    tuned.write_text("model: {init_args: {solver: {init_args: {zeta: 3.0}}}}\n")
+    s = write_study(sandbox, "tiny", SPEC.split("tune:")[0])
+    runner.run_study(s)
+    rows = runner.read_rows(sandbox / "results" / "tiny" / "samples.csv")
+    assert len(rows) == 4 and {r["method"] for r in rows} == {"dps", "equireg"}
+    assert all(r["steps"] == 2 and r["split"] == "test" and "psnr" in r and "digit_correct" in r for r in rows)
+    called = []
+    monkeypatch.setattr("equireg_lit.cli.main", lambda argv: called.append(argv))
+    runner.run_study(s)  # every cell's table is complete: nothing runs again
+    assert called == []

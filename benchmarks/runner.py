@@ -1,0 +1,246 @@
+"""Runs studies: cells through ``equireg predict`` (in process, the same code path as the CLI),
+tuning stages on the validation split, and script studies' commands.
+
+Every cell keeps its per-sample outputs in ``runs/studies/<study>/<split>/<cell>-<hash>/`` (a rerun
+resumes per sample) and its rows in ``benchmarks/results/<study>/cells/<split>/<cell>-<hash>.csv``
+(one file per cell, written atomically: processes or machines working on different cells of one
+study never write the same file). The study's tidy table ``benchmarks/results/<study>/samples.csv``
+is the union of its cell files, rebuilt after every cell. The hash covers the composed parts'
+contents and the overrides, so a retuned number gives new cells instead of mixing with old rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from benchmarks.stats import device_name, mean_se
+from benchmarks.study import REPO, Cell, Study, StudyError, TuneStage
+from equireg_lit.utils.io import atomic_write_text
+
+RESULTS = REPO / "benchmarks" / "results"
+RUNS = REPO / "runs" / "studies"
+ID_COLUMNS = ["study", "split", "dataset", "task", "method", "steps", "settings", "config", "index"]
+
+
+def study_dir(study: str, quick: bool = False) -> Path:
+    """Where a study's tables live; quick runs never mix with full ones."""
+    return RESULTS / study / ("quick" if quick else "")
+
+
+def cell_file(cell: Cell, quick: bool = False) -> Path:
+    return study_dir(cell.study, quick) / "cells" / cell.split / f"{cell.name}-{cell.config_hash()}.csv"
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return [_typed(r) for r in csv.DictReader(fh)]
+
+
+def _typed(row: dict) -> dict:
+    out = {}
+    for k, v in row.items():
+        if k in ("study", "split", "dataset", "task", "method", "settings", "config", "device"):
+            out[k] = v
+        elif v == "":
+            continue
+        else:
+            try:
+                out[k] = int(v) if k in ("index", "steps", "label") else float(v)
+            except ValueError:
+                out[k] = v
+    return out
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    columns = ID_COLUMNS + sorted({k for r in rows for k in r} - set(ID_COLUMNS))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, buf.getvalue())
+
+
+def run_cell(cell: Cell, quick: bool = False, batch_size: int | None = None) -> list[dict]:
+    """The cell's per-sample rows; runs ``equireg predict`` for the samples not yet in its table."""
+    out = cell_file(cell, quick)
+    if out.is_file():
+        rows = read_rows(out)
+        if len(rows) >= cell.n:
+            return rows[: cell.n]
+    from equireg_lit.cli import main
+
+    root = RUNS / cell.study / ("quick" if quick else "") / cell.split / f"{cell.name}-{cell.config_hash()}"
+    argv = ["predict"]
+    for part in cell.parts():
+        argv += ["--config", str(part)]
+    argv += cell.overrides()
+    argv += ["--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
+             "--trainer.logger", "false", "--trainer.enable_model_summary", "false"]
+    if batch_size is not None:
+        argv += ["--data.init_args.batch_size", str(batch_size)]
+    print(f"[benchmarks] {cell.study} {cell.split} {cell.name} (n {cell.n})", flush=True)
+    t0 = time.perf_counter()
+    main(argv)
+    with open(root / "predictions" / "metrics.csv", newline="") as fh:
+        samples = [_typed(r) for r in csv.DictReader(fh)]
+    samples = sorted((r for r in samples if r["index"] < cell.n), key=lambda r: r["index"])
+    ident = {"study": cell.study, "split": cell.split, "dataset": cell.dataset, "task": cell.task,
+             "method": cell.method, "steps": cell.steps, "settings": json.dumps(dict(cell.settings), sort_keys=True),
+             "config": cell.config_hash(), "device": device_name()}
+    if cell.dataset == "mnist32":
+        _add_digit_correct(samples, root / "predictions" / "samples")
+    rows = [{**ident, **r} for r in samples]
+    write_rows(out, rows)
+    print(f"[benchmarks] {cell.name}: {len(rows)} samples in {time.perf_counter() - t0:.0f} s", flush=True)
+    return rows
+
+
+def _add_digit_correct(samples: list[dict], sample_dir: Path) -> None:
+    """Whether the shipped digit classifier reads the true digit from each reconstruction."""
+    import torch
+    from safetensors.torch import load_file
+
+    from equireg_lit.metrics.digits import load_digit_classifier
+
+    labelled = [r for r in samples if "label" in r]
+    if not labelled:
+        return
+    clf = load_digit_classifier()
+    xs = torch.stack([load_file(str(sample_dir / f"{r['index']:05d}.safetensors"))["reconstruction"] for r in labelled])
+    with torch.no_grad():
+        pred = clf(xs).argmax(-1)
+    for r, p in zip(labelled, pred.tolist(), strict=True):
+        r["digit_correct"] = float(p == int(r["label"]))
+
+
+def rebuild_table(study: str, quick: bool = False) -> Path:
+    """The study's tidy per-sample table: the union of its cell files."""
+    base = study_dir(study, quick)
+    rows = [r for f in sorted((base / "cells").glob("*/*.csv")) for r in read_rows(f)]
+    path = base / "samples.csv"
+    if rows:
+        write_rows(path, rows)
+    return path
+
+
+# ---- tuning: a validation study plus a selection rule over its table ----
+
+def tuned_value(dataset: str, part: str, key: str):
+    """A value of a tuned part (``key`` dotted as in study settings)."""
+    doc = yaml.safe_load((REPO / "configs" / "tuned" / dataset / f"{part}.yaml").read_text())
+    node = doc["model"]["init_args"]
+    *path, leaf = key.split(".")
+    for p in path:
+        node = node[p]["init_args"]
+    return node[leaf]
+
+
+def grid_values(study: Study, stage: TuneStage, task: str, steps: int) -> list[float]:
+    """A stage's grid for one task and step count: a list, or ``{around: PART, factors: [...],
+    scale_steps: S}`` (the tuned value of PART times S / steps times each factor, 2 significant digits)."""
+    g = stage.grid
+    if isinstance(g, list):
+        return [float(v) for v in g]
+    base = float(tuned_value(study.dataset, g["around"].format(task=task, steps=steps), stage.parameter))
+    base *= g.get("scale_steps", steps) / steps
+    return [float(f"{base * f:.2g}") for f in g["factors"]]
+
+
+def select(means: dict[float, float], lower_is_better: bool) -> float:
+    """The selection rule: the grid value with the best mean validation metric."""
+    return (min if lower_is_better else max)(means, key=means.get)
+
+
+def tune_stage(study: Study, stage: TuneStage, tasks: list[str], cell_filter: str | None,
+               batch_size: int | None) -> None:
+    for task in tasks:
+        for steps in stage.steps or study.steps:
+            writes = stage.writes.format(task=task, steps=steps)
+            if cell_filter and not fnmatch.fnmatch(f"{task}_s{steps}", cell_filter):
+                continue
+            values = grid_values(study, stage, task, steps)
+            means: dict[float, tuple[float, float]] = {}
+            for _ in range(stage.max_extensions + 1):
+                for v in values:
+                    if v in means:
+                        continue
+                    per_method = []
+                    for m in stage.methods:
+                        cell = study.method_cell(m, task, steps, "val", stage.n, {stage.parameter: v})
+                        cell = _without_part(cell, writes)
+                        per_method += [r[study.metric_for(task)] for r in run_cell(cell, batch_size=batch_size)]
+                    means[v] = mean_se(per_method)
+                best = select({v: m for v, (m, _) in means.items()}, study.lower_is_better)
+                ordered = sorted(means)
+                if ordered[0] < best < ordered[-1] or len(ordered) == 1:
+                    break
+                values = [best * stage.extend if best == ordered[-1] else best / stage.extend]
+                values = [float(f"{values[0]:.2g}")]
+            write_tuned(study, stage, task, steps, writes, means, best)
+        rebuild_table(study.name)
+
+
+def _without_part(cell: Cell, part: str) -> Cell:
+    """A tuning cell composes the earlier stages' parts but not the one it is writing."""
+    from dataclasses import replace
+
+    return replace(cell, tuned=tuple(t for t in cell.tuned if t != part))
+
+
+def write_tuned(study: Study, stage: TuneStage, task: str, steps: int, part: str,
+                means: dict[float, tuple[float, float]], best: float) -> None:
+    """The tuned part: the chosen value under its config path, with how it was chosen."""
+    *path, leaf = stage.parameter.split(".")
+    node: dict = {leaf: best}
+    for p in reversed(path):  # solver.zeta -> model.init_args.solver.init_args.zeta
+        node = {p: {"init_args": node}}
+    doc = {"model": {"init_args": node}}
+    better = "lowest" if study.lower_is_better else "best"
+    grid = ", ".join(f"{v:g}: {m:.4g}" for v, (m, _) in sorted(means.items()))
+    interior = "interior" if sorted(means)[0] < best < sorted(means)[-1] else "at an edge of the grid"
+    header = (f"# {stage.parameter} for {'/'.join(stage.methods)} on {study.dataset} {task} at {steps} steps: the {better}\n"
+              f"# mean validation {study.metric_for(task)} ({stage.n} samples) over the grid ({interior}):\n# {grid}\n"
+              f"# Written by: python -m benchmarks run {study.name} --only tune\n")
+    out = REPO / "configs" / "tuned" / study.dataset / f"{part}.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, header + yaml.safe_dump(doc, sort_keys=False))
+    print(f"[benchmarks] {out.relative_to(REPO)}: {stage.parameter} = {best:g} ({interior})", flush=True)
+
+
+# ---- running a study ----
+
+def run_study(study: Study, quick: bool = False, only: list[str] | None = None, cell_filter: str | None = None,
+              batch_size: int | None = None) -> None:
+    """Tuning stages (full runs only, unless the study's quick says so), then the test cells."""
+    only = only or ["tune", "test"]
+    if study.kind == "script":
+        for cmd in (study.quick_commands if quick and study.quick_commands else study.commands):
+            args = shlex.split(cmd)
+            args = [sys.executable if a == "python" else a for a in args]
+            print(f"[benchmarks] {study.name}: {cmd}", flush=True)
+            subprocess.run(args, cwd=REPO, check=True)
+        return
+    if "tune" in only and study.tune and (not quick or study.quick.get("tune", False)):
+        tasks = study.quick.get("tasks", study.tasks) if quick else study.tasks
+        for stage in study.tune:
+            tune_stage(study, stage, tasks, cell_filter, batch_size)
+    if "test" in only:
+        for cell in study.test_cells(quick):
+            if cell_filter and not fnmatch.fnmatch(cell.name, cell_filter):
+                continue
+            try:
+                run_cell(cell, quick, batch_size)
+            except StudyError as err:
+                raise SystemExit(f"benchmarks: {err}") from None
+            rebuild_table(study.name, quick)

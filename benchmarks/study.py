@@ -1,0 +1,208 @@
+"""Declarative studies: ``benchmarks/studies/<name>.yaml`` says what to run; cells are what runs.
+
+A **restoration** study is a grid of cells (task x method x steps x settings) on one dataset and
+split. Each cell is one ``equireg predict`` run of a composed config (``configs/method/<m>``,
+``configs/base/<dataset>``, ``configs/task/<dataset>/<task>``, the method's tuned parts from
+``configs/tuned/<dataset>/``), with the study's overrides. Tuning stages run validation cells over a
+grid and write tuned parts; the test cells compose them. A **script** study runs commands whose
+Markdown results the report includes (cost and throughput, peer runs, PDE solver validation).
+
+    title: ...                       # section title in docs/results.md
+    description: ...                 # Markdown above the tables
+    kind: restoration                # or script
+    dataset: mnist32
+    metric: psnr                     # headline and selection metric (lower_is_better for errors)
+    tasks: [gaussian_blur, ...]
+    steps: [20, 50]
+    n: 100                           # test samples per cell
+    baseline: dps
+    methods:                         # name -> method part, tuned parts, extra settings
+      dps: {method: dps, tuned: ["{task}_s{steps}"]}
+      deepinv: {method: dps, extra: [method/deepinv_dps], tuned: ["{task}_s{steps}_deepinv"]}
+      equireg: {method: dps_equireg, tuned: ["{task}_s{steps}", "{task}_s50_equireg"],
+                set: {regularizer.freq: 0.5}}
+    tune:                            # stages, in order (each may use the previous stages' parts)
+      - {parameter: solver.zeta, methods: [dps], steps: [50], n: 32, grid: [1, 3, 10],
+         extend: 3, max_extensions: 2, writes: "{task}_s{steps}"}
+    quick: {n: 8, tasks: [sr4], steps: [10], tune: false}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+STUDIES = REPO / "benchmarks" / "studies"
+CONFIGS = REPO / "configs"
+
+
+class StudyError(ValueError):
+    """A study spec that cannot run; the message names the file and the key."""
+
+
+def setting_flag(key: str) -> str:
+    """CLI flag of a study setting: ``solver.zeta`` -> ``--model.init_args.solver.init_args.zeta``;
+    ``data.batch_size`` -> ``--data.init_args.batch_size``; ``trainer.X`` -> ``--trainer.X``."""
+    head, _, rest = key.partition(".")
+    if head == "trainer":
+        return f"--{key}"
+    if head == "data":
+        return f"--data.init_args.{rest}"
+    if head == "model":
+        return f"--model.init_args.{rest}"
+    return f"--model.init_args.{head}.init_args.{rest}" if rest else f"--model.init_args.{head}"
+
+
+def format_value(v) -> str:
+    return json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One predict run: a method on a task at a step count, on ``n`` samples of a split."""
+
+    study: str
+    split: str
+    dataset: str
+    task: str
+    method: str  # the study's method name
+    method_part: str  # configs/method/<method_part>.yaml
+    steps: int
+    n: int
+    tuned: tuple[str, ...] = ()  # configs/tuned/<dataset>/<name>.yaml, formatted
+    extra: tuple[str, ...] = ()  # configs/<path>.yaml applied after the task (e.g. a peer's solver)
+    settings: tuple[tuple[str, object], ...] = ()  # study settings (dotted keys), applied last
+    grid_point: str = ""  # a tuning cell's grid value, e.g. "zeta3.0" (part of the name)
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}_{self.method}_s{self.steps}" + (f"_{self.grid_point}" if self.grid_point else "")
+
+    def parts(self) -> list[Path]:
+        """The composed config files, in order of application; a missing one is a StudyError."""
+        files = [CONFIGS / "method" / f"{self.method_part}.yaml", CONFIGS / "base" / f"{self.dataset}.yaml",
+                 CONFIGS / "task" / self.dataset / f"{self.task}.yaml",
+                 *(CONFIGS / f"{e}.yaml" for e in self.extra),
+                 *(CONFIGS / "tuned" / self.dataset / f"{t}.yaml" for t in self.tuned)]
+        for f in files:
+            if not f.is_file():
+                hint = " (written by tuning: run the study without --only test)" if "tuned" in f.parts else ""
+                raise StudyError(f"{self.study}: cell {self.name} needs {f.relative_to(REPO)}, which does not exist{hint}")
+        return files
+
+    def overrides(self) -> list[str]:
+        args = ["--model.init_args.solver.init_args.num_steps", str(self.steps),
+                "--data.init_args.predict_split", self.split, "--data.init_args.predict_start", "0",
+                "--data.init_args.predict_limit", str(self.n)]
+        for k, v in self.settings:
+            args += [setting_flag(k), format_value(v)]
+        return args
+
+    def config_hash(self) -> str:
+        """Hash of everything that decides a sample's result (part contents, overrides but the
+        sample count): a retuned part gives new cells and never mixes with old ones."""
+        h = hashlib.sha256()
+        for f in self.parts():
+            h.update(f.read_bytes())
+        ov = self.overrides()
+        i = ov.index("--data.init_args.predict_limit")
+        h.update(json.dumps(ov[:i] + ov[i + 2:]).encode())
+        return h.hexdigest()[:10]
+
+
+@dataclass
+class TuneStage:
+    parameter: str
+    methods: list[str]
+    writes: str
+    grid: list | dict
+    steps: list[int] | None = None
+    n: int = 16
+    extend: float = 3.0
+    max_extensions: int = 2
+
+
+@dataclass
+class Study:
+    name: str
+    title: str
+    description: str
+    kind: str = "restoration"
+    dataset: str = ""
+    metric: str | dict[str, str] = "psnr"  # or per task: {forward: rel_l2_u, inverse: rel_l2_a}
+    lower_is_better: bool = False
+    tasks: list[str] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    n: int = 100
+    split: str = "test"
+    baseline: str | None = None
+    methods: dict[str, dict] = field(default_factory=dict)
+    tune: list[TuneStage] = field(default_factory=list)
+    quick: dict = field(default_factory=dict)
+    commands: list[str] = field(default_factory=list)
+    quick_commands: list[str] = field(default_factory=list)
+    results: list[str] = field(default_factory=list)
+    order: int = 100  # position in docs/results.md
+
+    def metric_for(self, task: str) -> str:
+        return self.metric[task] if isinstance(self.metric, dict) else self.metric
+
+    def method_cell(self, method: str, task: str, steps: int, split: str, n: int,
+                    settings: dict | None = None) -> Cell:
+        spec = self.methods[method]
+        fmt = {"task": task, "steps": steps}
+        merged = {**(spec.get("set") or {}), **(settings or {})}
+        merged = {k: (v.format(**fmt, half=steps // 2) if isinstance(v, str) else v) for k, v in merged.items()}
+        point = "".join(f"{k.split('.')[-1]}{v}" for k, v in (settings or {}).items())
+        return Cell(self.name, split, self.dataset, task, method, spec["method"], steps, n,
+                    tuple(t.format(**fmt) for t in spec.get("tuned", [])), tuple(spec.get("extra", [])),
+                    tuple(sorted(merged.items())), point)
+
+    def test_cells(self, quick: bool = False) -> list[Cell]:
+        q = self.quick if quick else {}
+        tasks, steps, n = q.get("tasks", self.tasks), q.get("steps", self.steps), q.get("n", self.n)
+        # cheapest step counts first: a stopped run still fills whole rows of the table
+        return [self.method_cell(m, t, s, self.split, n) for s in sorted(steps) for t in tasks for m in self.methods]
+
+
+def task_operator(task: str, dataset: str = "mnist32"):
+    """The operator of ``configs/task/<dataset>/<task>.yaml`` (every benchmark uses the same one)."""
+    from lightning.pytorch.cli import instantiate_class
+
+    spec = yaml.safe_load((CONFIGS / "task" / dataset / f"{task}.yaml").read_text())
+    return instantiate_class((), spec["model"]["init_args"]["operator"])
+
+
+def load(name: str) -> Study:
+    """Read ``benchmarks/studies/<name>.yaml``; unknown keys and missing methods are errors."""
+    path = STUDIES / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in STUDIES.glob("*.yaml")))
+        raise StudyError(f"no study '{name}' ({path.relative_to(REPO)}); known: {known}")
+    doc = yaml.safe_load(path.read_text()) or {}
+    fields = set(Study.__dataclass_fields__) - {"name"}
+    unknown = set(doc) - fields
+    if unknown:
+        raise StudyError(f"{path.relative_to(REPO)}: unknown keys {sorted(unknown)}; known: {sorted(fields)}")
+    stages = []
+    for i, st in enumerate(doc.pop("tune", None) or []):
+        try:
+            stages.append(TuneStage(**st))
+        except TypeError as err:
+            raise StudyError(f"{path.relative_to(REPO)}: tune stage {i}: {err}") from None
+    study = Study(name=name, tune=stages, **doc)
+    for m, spec in study.methods.items():
+        if "method" not in spec:
+            raise StudyError(f"{path.relative_to(REPO)}: method '{m}' needs 'method' (a file under configs/method)")
+    if study.baseline is not None and study.baseline not in study.methods:
+        raise StudyError(f"{path.relative_to(REPO)}: baseline '{study.baseline}' is not one of the methods")
+    return study
+
+
+def all_studies() -> list[Study]:
+    return sorted((load(p.stem) for p in STUDIES.glob("*.yaml")), key=lambda s: (s.order, s.name))
