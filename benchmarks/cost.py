@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.stats import machine
-from equireg_lit.datasets import mnist32, split_indices
+from equireg_lit.data.mnist import mnist32, split_indices
 from equireg_lit.diffusion import DiffusersUNetPrior
 from equireg_lit.rng import STREAM_MEASUREMENT, STREAM_REGULARIZER, STREAM_SOLVER, sample_generator
 from equireg_lit.physics import BoxInpainting, simulate

@@ -26,7 +26,7 @@ import torch
 from benchmarks.stats import machine, mean_se, paired
 from benchmarks.study import task_operator
 from equireg_lit.callbacks.prediction_writer import image_metrics
-from equireg_lit.datasets import mnist32, split_indices
+from equireg_lit.data.mnist import mnist32, split_indices
 from equireg_lit.diffusion import DeepinvDenoiser, DiffusersUNetPrior
 from equireg_lit.physics import simulate
 from equireg_lit.rng import STREAM_MEASUREMENT, STREAM_SOLVER, sample_generator

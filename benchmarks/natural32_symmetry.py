@@ -72,6 +72,7 @@ def main() -> None:
     train, val = dm.splits["train"].images, dm.splits["val"].images
     rows = [check(name, train, val, args.epochs, args.seed) for name in TRANSFORMS]
     out = {"rows": rows, "machine": machine(), "command": "python -m benchmarks.natural32_symmetry"}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
     lines = ["| transform | AUROC on validation patches (other images) | AUROC on training patches |", "|---|---|---|"]
     lines += [f"| {r['transform']} | {r['val_auroc']:.3f} | {r['train_auroc']:.3f} |" for r in rows]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from equireg_lit.datasets import mnist32, split_indices
+from equireg_lit.data.mnist import mnist32, split_indices
 from equireg_lit.diffusion import DiffusersUNetPrior
 from equireg_lit.metrics.digits import classifier_outputs, frechet_distance, load_digit_classifier
 from equireg_lit.solvers import DPS

@@ -59,15 +59,15 @@ def _nfe(rows: dict[int, dict]) -> str:
 
 
 def restoration_table(study: Study) -> tuple[str, set[str]]:
-    """One row per task and step count: the baseline's metric, each method's paired difference
-    with its 95 % interval, its tuned numbers, time per sample relative to the baseline."""
+    """Per task and step count, the baseline's metric, then one row per method: its paired
+    difference to the baseline with a 95 % interval, samples improved, its tuned numbers, time per
+    sample relative to the baseline and network evaluations (a long table: any number of methods)."""
     others = [m for m in study.methods if m != study.baseline]
-    metric = study.metric if isinstance(study.metric, str) else "metric"
-    head = ["task", "steps", "n", "tuned", f"{metric} {study.baseline}"]
-    head += [f"Δ{metric} {m} [95% CI]" for m in others]
     has_ssim = study.metric == "psnr"
-    head += [f"ΔSSIM {m}" for m in others] if has_ssim else []
-    head += [f"time {m} / {study.baseline}" for m in others] + ["device"]
+    head = ["task", "steps", "method", "n", "tuned", "metric", f"Δ vs {study.baseline} [95% CI]", "improved"]
+    head += ["ΔSSIM [95% CI]"] if has_ssim else []
+    head += ["digits read"] if study.dataset == "mnist32" else []
+    head += [f"time / {study.baseline}", "device"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     devices: set[str] = set()
     missing = 0
@@ -75,35 +75,70 @@ def restoration_table(study: Study) -> tuple[str, set[str]]:
     for cell in study.test_cells():
         by_key[(cell.task, cell.steps)][cell.method] = cell
     for (task, steps), cells in by_key.items():
-        rows = {}
-        for m, cell in cells.items():
-            try:
-                f = cell_file(cell)
-            except StudyError:
-                f = None
-            rows[m] = {r["index"]: r for r in read_rows(f)} if f is not None and f.is_file() else None
-        if rows[study.baseline] is None or any(rows[m] is None for m in others):
+        rows = {m: _cell_rows(c) for m, c in cells.items()}
+        if any(r is None for r in rows.values()):
             missing += 1
             continue
-        base = rows[study.baseline]
-        metric = study.metric_for(task)
-        tuned = "; ".join(f"{m}: " + ", ".join(f"{k} {v}" for k, v in tuned_leaves(c).items())
-                          for m, c in cells.items() if tuned_leaves(c))
-        bm, bse = mean_se([r[metric] for r in base.values()])
-        cols = [task, str(steps), str(len(base)), tuned, f"{bm:.4g} ± {bse:.2g}" + ("" if metric == "psnr" else f" ({metric})")]
-        cols += [_ci(paired(base, rows[m], metric), 2 if metric == "psnr" else 4) for m in others]
-        if has_ssim:
-            cols += [_ci(paired(base, rows[m], "ssim"), 3) for m in others]
+        base, metric = rows[study.baseline], study.metric_for(task)
         t_base = mean_se([r["seconds"] for r in base.values()])[0]
-        cols += [f"{mean_se([r['seconds'] for r in rows[m].values()])[0] / t_base:.2f}" + _nfe(rows[m]) for m in others]
-        dev = sorted({r["device"] for m in cells for r in rows[m].values()})
-        devices |= set(dev)
-        cols.append(" / ".join(dev))
-        lines.append("| " + " | ".join(cols) + " |")
-    note = f"{missing} of {len(by_key)} (task, steps) rows not run yet: `python -m benchmarks run {study.name}`."
+        better = (lambda d: -d) if study.lower_is_better else (lambda d: d)
+        for m in [study.baseline, *others]:
+            r = rows[m]
+            mean, se = mean_se([x[metric] for x in r.values()])
+            cols = [task, str(steps), m, str(len(r)), _tuned_text(cells[m]), f"{metric} {_num(mean, metric)} ± {_num(se, metric)}"]
+            if m == study.baseline:
+                cols += ["—", "—"] + (["—"] if has_ssim else [])
+            else:
+                d = paired(base, r, metric)
+                wins = sum(better(r[i][metric] - base[i][metric]) > 0 for i in base if i in r)
+                cols += [_ci(d, 2 if metric == "psnr" else 4), f"{wins}/{d['n']}"]
+                cols += [_ci(paired(base, r, "ssim"), 3)] if has_ssim else []
+            if study.dataset == "mnist32":
+                acc = [x["digit_correct"] for x in r.values() if "digit_correct" in x]
+                cols.append(f"{sum(acc) / len(acc):.2f}" if acc else "—")
+            ratio = mean_se([x["seconds"] for x in r.values()])[0] / t_base
+            cols += [f"{ratio:.2f}{_nfe(r)}", " / ".join(sorted({x["device"] for x in r.values()}))]
+            devices |= {x["device"] for x in r.values()}
+            lines.append("| " + " | ".join(cols) + " |")
+    note = f"{missing} of {len(by_key)} (task, steps) groups not run yet: `python -m benchmarks run {study.name}`."
     if missing == len(by_key):
         return note, devices
     return "\n".join(lines) + (f"\n\n{note}" if missing else ""), devices
+
+
+def _num(v: float, metric: str) -> str:
+    return f"{v:.2f}" if metric == "psnr" else f"{v:.4g}"
+
+
+def _cell_rows(cell: Cell) -> dict[int, dict] | None:
+    """A cell's rows by sample index; None when it has not run (or its tuned part is not written)."""
+    try:
+        f = cell_file(cell)
+    except StudyError:
+        return None
+    return {r["index"]: r for r in read_rows(f)} if f.is_file() else None
+
+
+def _tuned_text(cell: Cell) -> str:
+    return ", ".join(f"{k} {v}" for k, v in tuned_leaves(cell).items()) or "—"
+
+
+def cost_table(study: Study) -> str:
+    """Each method's metric and time per sample at every step count (time at equal quality)."""
+    lines = ["| task | method | steps | metric | seconds / sample | nfe | device |", "|---|---|---|---|---|---|---|"]
+    for cell in sorted(study.test_cells(), key=lambda c: (c.task, c.method, c.steps)):
+        by_index = _cell_rows(cell)
+        if by_index is None:
+            continue
+        rows = list(by_index.values())
+        metric = study.metric_for(cell.task)
+        m, se = mean_se([r[metric] for r in rows])
+        sec = mean_se([r["seconds"] for r in rows])[0]
+        nfe = [r["nfe"] for r in rows if "nfe" in r]
+        nfe_s = f"{sum(nfe) / len(nfe):.0f}" if nfe else "—"
+        lines.append(f"| {cell.task} | {cell.method} | {cell.steps} | {metric} {m:.2f} ± {se:.2f} | {sec:.3f} | "
+                     f"{nfe_s} | {' / '.join(sorted({r['device'] for r in rows}))} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def tuning_table(study: Study) -> str:
@@ -138,6 +173,8 @@ def section(study: Study) -> str:
         return "\n".join(out)
     table, devices = restoration_table(study)
     out += [table, ""]
+    if study.cost_table and cost_table(study):
+        out += ["Quality and time per sample by step count:", "", cost_table(study), ""]
     tuning = tuning_table(study)
     if tuning:
         out += ["Validation tuning (the selection rule: the best mean; grids extended past a winning edge):", "",

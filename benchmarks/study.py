@@ -148,6 +148,7 @@ class Study:
     quick_commands: list[str] = field(default_factory=list)
     results: list[str] = field(default_factory=list)
     order: int = 100  # position in docs/results.md
+    cost_table: bool = False  # also report each method's metric and time per sample at every step count
 
     def metric_for(self, task: str) -> str:
         return self.metric[task] if isinstance(self.metric, dict) else self.metric

@@ -15,7 +15,7 @@ import sys
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from equireg_lit.data import PredictionFolder, PredictionSet
+from equireg_lit.data import PredictionFolder, PredictionSet, Split
 from equireg_lit.data.prediction import dataset_indices
 from equireg_lit.errors import ConfigError
 
@@ -138,3 +138,44 @@ class PredictDataModule(pl.LightningDataModule):
         sampler = DealtBatches(data, trainer.world_size, trainer.global_rank) if trainer and trainer.world_size > 1 else None
         # batch_size=None: every item is a whole, fixed batch (see PredictionSet).
         return DataLoader(data, batch_size=None, sampler=sampler, num_workers=self.num_workers)
+
+
+class SplitDataModule(PredictDataModule):
+    """Train / val / test splits held in memory, a loader for each, and ``predict`` over one split.
+    Subclasses build the splits in :meth:`load_splits` (from ``equireg_lit.data`` builders and caches).
+
+    Args:
+        predict_split: Split that ``predict`` reconstructs (``test`` for reported results, ``val``
+            for tuning).
+        batch_size: Batch size of every loader.
+        **kwargs: Workers, the predicted range and the CLI-linked settings (see ``PredictDataModule``).
+    """
+
+    def __init__(self, predict_split: Split = "test", batch_size: int = 64, **kwargs):
+        super().__init__(batch_size=batch_size, **kwargs)
+        self.predict_split = predict_split
+        self.splits: dict[str, Dataset] = {}
+
+    def load_splits(self) -> dict[str, Dataset]:  # pragma: no cover - abstract
+        """``{"train": ..., "val": ..., "test": ...}``."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.splits:
+            self.splits = self.load_splits()
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        return DataLoader(self.splits[split], batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_source(self) -> Dataset:
+        return self.splits[self.predict_split]

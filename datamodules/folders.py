@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from deepinv.physics import Physics
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from equireg_lit.data import read_measurement
@@ -63,11 +62,8 @@ class ImageFolderDataModule(PredictDataModule):
         image_size: Side length after resize and center crop.
         channels: 3 (RGB) or 1 (grayscale).
         val_fraction: Fraction of files held out for validation in ``fit``.
-        batch_size: Batch size.
-        num_workers: DataLoader workers.
-        predict_start: First file index to predict.
-        predict_limit: Number of files to predict (None: all from ``predict_start``).
-        operator, measurement_seed, predictions_dir: Set by the CLI (see ``PredictDataModule``).
+        **kwargs: Batch size, workers, the files to predict (``predict_start`` / ``predict_limit``
+            in sorted order; see ``PredictDataModule``).
     """
 
     def __init__(
@@ -76,15 +72,9 @@ class ImageFolderDataModule(PredictDataModule):
         image_size: int = 256,
         channels: Literal[1, 3] = 3,
         val_fraction: float = 0.05,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        predict_start: int = 0,
-        predict_limit: int | None = None,
-        operator: Physics | None = None,
-        measurement_seed: int = 0,
-        predictions_dir: str | None = None,
+        **kwargs,
     ):
-        super().__init__(batch_size, num_workers, predict_start, predict_limit, operator, measurement_seed, predictions_dir)
+        super().__init__(**kwargs)
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.root, self.image_size, self.channels = root, image_size, channels
@@ -156,23 +146,16 @@ class MeasurementDataModule(PredictDataModule):
 
     Args:
         root: Folder with the measurement files.
-        batch_size: Batch size.
-        predict_start: First file (in sorted order) to predict.
-        predict_limit: Number of files to predict (None: the rest).
-        operator, measurement_seed, predictions_dir: Set by the CLI (see ``PredictDataModule``).
+        **kwargs: Batch size, the files to predict (``predict_start`` / ``predict_limit`` in
+            sorted order; see ``PredictDataModule``).
     """
 
     def __init__(
         self,
         root: str,
-        batch_size: int = 8,
-        predict_start: int = 0,
-        predict_limit: int | None = None,
-        operator: Physics | None = None,
-        measurement_seed: int = 0,
-        predictions_dir: str | None = None,
+        **kwargs,
     ):
-        super().__init__(batch_size, 0, predict_start, predict_limit, operator, measurement_seed, predictions_dir)
+        super().__init__(**kwargs)
         self.root = root
         self.dataset: MeasurementDataset | None = None
 

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
-
 import torch
-from deepinv.physics import Physics
 from torch import Tensor
-from torch.utils.data import DataLoader
 
-from equireg_lit.datamodules.base import PredictDataModule
-from equireg_lit.datamodules.mnist import TensorImageDataset
+from equireg_lit.data import TensorImageDataset
+from equireg_lit.datamodules.base import SplitDataModule
 from equireg_lit.errors import ConfigError
 from equireg_lit.pde.data import PARAMS, SOLVER_VERSION, Problem, field_metrics, generate
 from equireg_lit.utils.io import cached_tensors
 
 
-class PDEDataModule(PredictDataModule):
+class PDEDataModule(SplitDataModule):
     """Joint two-channel fields ``(a, u)`` for Darcy, Poisson, Helmholtz or Navier-Stokes.
 
     Channels are normalized to zero mean and unit standard deviation with statistics of the
@@ -32,10 +28,7 @@ class PDEDataModule(PredictDataModule):
         seed: Generation seed.
         cache_dir: Cache folder (rebuilt when seed, sizes, parameters or solver version change).
         batch_size: Batch size.
-        predict_split: Split reconstructed by ``predict``.
-        predict_start: First index (within the split) to predict.
-        predict_limit: Number of samples to predict (None: the rest of the split).
-        operator, measurement_seed, predictions_dir: Set by the CLI (see ``PredictDataModule``).
+        **kwargs: Split and range to predict, workers (see ``SplitDataModule``).
     """
 
     def __init__(
@@ -48,21 +41,14 @@ class PDEDataModule(PredictDataModule):
         seed: int = 0,
         cache_dir: str = "data_cache/pde",
         batch_size: int = 32,
-        predict_split: Literal["train", "val", "test"] = "test",
-        predict_start: int = 0,
-        predict_limit: int | None = None,
-        operator: Physics | None = None,
-        measurement_seed: int = 0,
-        predictions_dir: str | None = None,
+        **kwargs,
     ):
-        super().__init__(batch_size, 0, predict_start, predict_limit, operator, measurement_seed, predictions_dir)
+        super().__init__(batch_size=batch_size, **kwargs)
         if problem not in PARAMS:
             raise ConfigError(f"unknown problem {problem!r}; valid: {', '.join(PARAMS)}")
         self.problem, self.resolution = problem, resolution
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
         self.seed, self.cache_dir = seed, Path(cache_dir)
-        self.predict_split = predict_split
-        self.splits: dict[str, TensorImageDataset] = {}
         self.mean = self.std = None
 
     def provenance(self) -> dict:
@@ -90,13 +76,10 @@ class PDEDataModule(PredictDataModule):
         out["std"] = out["train"].std(dim=(0, 2, 3))
         return out
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
+    def load_splits(self) -> dict[str, TensorImageDataset]:
         data = self.load_or_generate()
         self.mean, self.std = data["mean"], data["std"]
-        for split in self.sizes:
-            self.splits[split] = TensorImageDataset(self.normalize(data[split]))
+        return {split: TensorImageDataset(self.normalize(data[split])) for split in self.sizes}
 
     def normalize(self, x: Tensor) -> Tensor:
         return (x - self.mean.view(1, -1, 1, 1).to(x)) / self.std.view(1, -1, 1, 1).to(x)
@@ -107,18 +90,6 @@ class PDEDataModule(PredictDataModule):
     def metrics(self, recon: Tensor, truth: Tensor) -> dict[str, float]:
         """Relative L2 of each channel in physical units (and the Darcy coefficient error rate)."""
         return field_metrics(recon, truth, self.mean, self.std, self.problem)
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(self.splits[split], batch_size=self.batch_size, shuffle=shuffle)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
     def predict_source(self) -> TensorImageDataset:
         # The statistics travel with the batches: PDE-residual guidance works in physical units.

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-from deepinv.physics import Physics
 from torch.utils.data import DataLoader
 
 from equireg_lit.datamodules.base import PredictDataModule
-from equireg_lit.datamodules.mnist import TensorImageDataset
+from equireg_lit.data import TensorImageDataset
 from equireg_lit.errors import ConfigError, check_range
 
 
@@ -22,10 +21,7 @@ class GaussianDataModule(PredictDataModule):
         image_size: Side length.
         num_samples: Number of images.
         seed: Seed of the draws.
-        batch_size: Batch size.
-        predict_start: First image to predict.
-        predict_limit: Number of images to predict (None: the rest).
-        operator, measurement_seed, predictions_dir: Set by the CLI (see ``PredictDataModule``).
+        **kwargs: Batch size, range to predict (see ``PredictDataModule``).
     """
 
     def __init__(
@@ -36,14 +32,9 @@ class GaussianDataModule(PredictDataModule):
         image_size: int = 8,
         num_samples: int = 16,
         seed: int = 0,
-        batch_size: int = 8,
-        predict_start: int = 0,
-        predict_limit: int | None = None,
-        operator: Physics | None = None,
-        measurement_seed: int = 0,
-        predictions_dir: str | None = None,
+        **kwargs,
     ):
-        super().__init__(batch_size, 0, predict_start, predict_limit, operator, measurement_seed, predictions_dir)
+        super().__init__(**kwargs)
         check_range("std", std, 0.0, low_open=True)
         if num_samples < 1:
             raise ConfigError(f"num_samples must be >= 1, got {num_samples}")

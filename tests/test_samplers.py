@@ -139,3 +139,29 @@ def test_daps_equireg_enters_the_langevin_drift(problem):
     plain = run(None)
     assert torch.equal(run(EquiReg(torch.nn.Identity(), "hflip", alpha=1.0)), plain)
     assert not torch.allclose(run(EquiReg(FixedConv(1), "hflip", alpha=100.0)), plain)
+
+
+def test_deepinv_dps_runs_deepinvs_sampler_and_refuses_what_it_lacks(problem):
+    """The peer adapter: deepinv's DPS on our prior moves draws from the prior toward the posterior
+    mean as its weight grows, is reproducible from the batch's first generator, and refuses an
+    EquiReg term (deepinv's DPS has none)."""
+    from equireg_lit.errors import ConfigError
+    from equireg_lit.solvers import DeepinvDPS
+
+    prior, op, y, mean, cov = problem
+    n = 32
+
+    def draw(weight):
+        gens = [torch.Generator().manual_seed(100 + i) for i in range(n)]
+        return DeepinvDPS(num_steps=20, weight=weight).sample(prior, (n, 1, 8, 8), gens, Guidance(op, y[:n]))
+
+    out = draw(1.0)
+    assert out.x.shape == (n, 1, 8, 8) and out.nfe == 21 and not out.failed
+    assert torch.equal(out.x, draw(1.0).x)
+    err = lambda x: (x.reshape(n, -1).double().mean(0) - mean).norm().item()  # noqa: E731
+    assert err(out.x) < err(draw(0.0).x)
+    with pytest.raises(ValueError, match="regularizer and pde_residual"):
+        DeepinvDPS(num_steps=2).sample(prior, (1, 1, 8, 8), [torch.Generator()],
+                                       Guidance(op, y[:1], EquiReg(torch.nn.Identity(), "hflip")))
+    with pytest.raises(ConfigError, match="weight"):
+        DeepinvDPS(weight=-1.0)

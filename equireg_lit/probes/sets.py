@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from equireg_lit.datasets import mnist32, split_indices
+from equireg_lit.data.mnist import mnist32, split_indices
 from equireg_lit.diffusion.priors import DiffusersUNetPrior
 from equireg_lit.weights import resolve_weights
 from equireg_lit.physics import BoxInpainting, GaussianBlur, SuperResolution, simulate

@@ -20,6 +20,10 @@ from equireg_lit.regularizer import EquiReg
 from equireg_lit.rng import per_sample_randn
 
 
+# ``on_step(step, total_steps, x0_hat)``: progress bars, trajectory recording.
+StepCallback = Callable[[int, int, Tensor], None]
+
+
 class Guidance:
     """Per-sample measurement loss ``||y_i - A(x_i)|| + residual_i(x_i) + reg_i(x_i)``.
 
@@ -122,14 +126,8 @@ class Solver(ABC):
     num_steps: int
 
     @abstractmethod
-    def sample(
-        self,
-        prior: DiffusionPrior,
-        shape: tuple[int, ...],
-        generators: list[torch.Generator],
-        guidance: Guidance | None = None,
-        on_step: Callable[[int, int, Tensor], None] | None = None,
-    ) -> SamplerOutput:
+    def sample(self, prior: DiffusionPrior, shape: tuple[int, ...], generators: list[torch.Generator],
+               guidance: Guidance | None = None, on_step: StepCallback | None = None) -> SamplerOutput:
         """Draw ``shape[0]`` samples; sample ``i`` uses only ``generators[i]``.
 
         Args:

@@ -17,7 +17,6 @@ denoiser D(x, sigma) through ``abar = 1 / (1 + sigma^2)`` (``DeepinvDenoiser``).
 from __future__ import annotations
 
 import time
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -26,7 +25,7 @@ from equireg_lit.diffusion.deepinv_adapter import DeepinvDenoiser
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.rng import per_sample_randn
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer, drop_failed, initial_noise
+from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, StepCallback, Timer, drop_failed, initial_noise
 
 
 def edm_sigmas(num: int, sigma_max: float, sigma_min: float, rho: float = 7.0) -> list[float]:
@@ -108,14 +107,8 @@ class DAPS(Solver):
             x0 = (z.detach() - lr * grad + (2 * lr) ** 0.5 * per_sample_randn(tuple(z.shape), generators, z)).detach()
         return x0
 
-    def sample(
-        self,
-        prior: DiffusionPrior,
-        shape: tuple[int, ...],
-        generators: list[torch.Generator],
-        guidance: Guidance | None = None,
-        on_step: Callable[[int, int, Tensor], None] | None = None,
-    ) -> SamplerOutput:
+    def sample(self, prior: DiffusionPrior, shape: tuple[int, ...], generators: list[torch.Generator],
+               guidance: Guidance | None = None, on_step: StepCallback | None = None) -> SamplerOutput:
         t_start = time.perf_counter()
         denoiser = DeepinvDenoiser(prior)
         sigmas = edm_sigmas(self.annealing_steps, self.sigma_max, self.sigma_min, self.rho) + [0.0]

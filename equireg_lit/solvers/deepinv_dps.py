@@ -13,14 +13,13 @@ the end (non-finite samples are zeroed and reported at the last step).
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
-from torch import Tensor
 
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import check_range
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer, drop_failed
+from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, StepCallback, Timer, drop_failed
 
 
 class DeepinvDPS(Solver):
@@ -37,14 +36,8 @@ class DeepinvDPS(Solver):
         check_range("weight", weight, 0.0)
         self.num_steps, self.weight, self.dtype = int(num_steps), float(weight), dtype
 
-    def sample(
-        self,
-        prior: DiffusionPrior,
-        shape: tuple[int, ...],
-        generators: list[torch.Generator],
-        guidance: Guidance | None = None,
-        on_step: Callable[[int, int, Tensor], None] | None = None,
-    ) -> SamplerOutput:
+    def sample(self, prior: DiffusionPrior, shape: tuple[int, ...], generators: list[torch.Generator],
+               guidance: Guidance | None = None, on_step: StepCallback | None = None) -> SamplerOutput:
         import deepinv
 
         from equireg_lit.diffusion import DeepinvDenoiser

@@ -22,7 +22,6 @@ here) and sampling starts from noise, drawn per sample.
 from __future__ import annotations
 
 import time
-from typing import Callable
 
 import torch
 from deepinv.physics import LinearPhysics
@@ -31,7 +30,7 @@ from torch import Tensor
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.diffusion.scheduler import DDIMScheduler
 from equireg_lit.errors import ConfigError, check_range
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer, drop_failed, initial_noise
+from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, StepCallback, Timer, drop_failed, initial_noise
 
 
 class DiffPIR(Solver):
@@ -93,14 +92,8 @@ class DiffPIR(Solver):
                 opt.step()
         return z.detach()
 
-    def sample(
-        self,
-        prior: DiffusionPrior,
-        shape: tuple[int, ...],
-        generators: list[torch.Generator],
-        guidance: Guidance | None = None,
-        on_step: Callable[[int, int, Tensor], None] | None = None,
-    ) -> SamplerOutput:
+    def sample(self, prior: DiffusionPrior, shape: tuple[int, ...], generators: list[torch.Generator],
+               guidance: Guidance | None = None, on_step: StepCallback | None = None) -> SamplerOutput:
         t_start = time.perf_counter()
         scheduler = DDIMScheduler(prior.schedule, self.num_steps, clip_sample=self.clip_x0)
         n = len(scheduler.timesteps)

@@ -8,16 +8,14 @@ reduced-step DDIM variant), the guidance gradient through the clean estimate, th
 from __future__ import annotations
 
 import time
-from typing import Callable
 
 import torch
-from torch import Tensor
 
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.regularizer import equi_phase
 from equireg_lit.diffusion.scheduler import DDIMScheduler
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer, drop_failed, initial_noise
+from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, StepCallback, Timer, drop_failed, initial_noise
 
 
 class DPS(Solver):
@@ -61,14 +59,8 @@ class DPS(Solver):
         self.equi_phase_steps = equi_phase_steps
         self.equi_phase_lr = equi_phase_lr
 
-    def sample(
-        self,
-        prior: DiffusionPrior,
-        shape: tuple[int, ...],
-        generators: list[torch.Generator],
-        guidance: Guidance | None = None,
-        on_step: Callable[[int, int, Tensor], None] | None = None,
-    ) -> SamplerOutput:
+    def sample(self, prior: DiffusionPrior, shape: tuple[int, ...], generators: list[torch.Generator],
+               guidance: Guidance | None = None, on_step: StepCallback | None = None) -> SamplerOutput:
         t_start = time.perf_counter()
         scheduler = DDIMScheduler(prior.schedule, self.num_steps, eta=self.eta, clip_sample=self.clip_x0)
         n = len(scheduler.timesteps)

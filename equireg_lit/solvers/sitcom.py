@@ -20,7 +20,7 @@ best-PSNR one (which needs the ground truth).
 from __future__ import annotations
 
 import time
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -29,7 +29,7 @@ from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.diffusion.scheduler import DDIMScheduler
 from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.regularizer import equi_phase
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, Timer, drop_failed, initial_noise
+from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, StepCallback, Timer, drop_failed, initial_noise
 
 
 class SITCOM(Solver):
@@ -109,14 +109,8 @@ class SITCOM(Solver):
                     v.copy_(torch.where(done.view(-1, 1, 1, 1), frozen, v))
         return x0_out
 
-    def sample(
-        self,
-        prior: DiffusionPrior,
-        shape: tuple[int, ...],
-        generators: list[torch.Generator],
-        guidance: Guidance | None = None,
-        on_step: Callable[[int, int, Tensor], None] | None = None,
-    ) -> SamplerOutput:
+    def sample(self, prior: DiffusionPrior, shape: tuple[int, ...], generators: list[torch.Generator],
+               guidance: Guidance | None = None, on_step: StepCallback | None = None) -> SamplerOutput:
         t_start = time.perf_counter()
         self.evaluations = 0
         scheduler = DDIMScheduler(prior.schedule, self.num_steps, clip_sample=True)

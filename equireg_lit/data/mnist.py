@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-Split = Literal["train", "val", "test"]
+from equireg_lit.data.tensors import Split  # noqa: F401  (the split names, re-exported)
 
 # The one train/val/test split every config and benchmark shares. Never tune on "test".
 SPLIT_SEED = 0
