@@ -222,7 +222,7 @@ def write_tuned(study: Study, stage: TuneStage, task: str, steps: int, part: str
 
 def run_study(study: Study, quick: bool = False, only: list[str] | None = None, cell_filter: str | None = None,
               batch_size: int | None = None) -> None:
-    """Tuning stages (full runs only, unless the study's quick says so), then the test cells."""
+    """Tuning stages (full runs only: a quick run composes the committed tuned parts), then the test cells."""
     only = only or ["tune", "test"]
     if study.kind == "script":
         for cmd in (study.quick_commands if quick and study.quick_commands else study.commands):
@@ -231,10 +231,9 @@ def run_study(study: Study, quick: bool = False, only: list[str] | None = None, 
             print(f"[benchmarks] {study.name}: {cmd}", flush=True)
             subprocess.run(args, cwd=REPO, check=True)
         return
-    if "tune" in only and study.tune and (not quick or study.quick.get("tune", False)):
-        tasks = study.quick.get("tasks", study.tasks) if quick else study.tasks
+    if "tune" in only and study.tune and not quick:
         for stage in study.tune:
-            tune_stage(study, stage, tasks, cell_filter, batch_size)
+            tune_stage(study, stage, study.tasks, cell_filter, batch_size)
     if "test" in only:
         for cell in study.test_cells(quick):
             if cell_filter and not fnmatch.fnmatch(cell.name, cell_filter):

@@ -24,7 +24,7 @@ Markdown results the report includes (cost and throughput, peer runs, PDE solver
     tune:                            # stages, in order (each may use the previous stages' parts)
       - {parameter: solver.zeta, methods: [dps], steps: [50], n: 32, grid: [1, 3, 10],
          extend: 3, max_extensions: 2, writes: "{task}_s{steps}"}
-    quick: {n: 8, tasks: [sr4], steps: [10], tune: false}
+    quick: {n: 8, tasks: [sr4], steps: [10]}   # composes the committed tuned parts
 """
 
 from __future__ import annotations
