@@ -21,6 +21,7 @@ Markdown results the report includes (cost and throughput, peer runs, PDE solver
       deepinv: {method: dps, extra: [method/deepinv_dps], tuned: ["{task}_s{steps}_deepinv"]}
       equireg: {method: dps_equireg, tuned: ["{task}_s{steps}", "{task}_s50_equireg"],
                 set: {regularizer.freq: 0.5}}
+      daps: {method: daps, steps_key: solver.annealing_steps}   # what the step count sets
     tune:                            # stages, in order (each may use the previous stages' parts)
       - {parameter: solver.zeta, methods: [dps], steps: [50], n: 32, grid: [1, 3, 10],
          extend: 3, max_extensions: 2, writes: "{task}_s{steps}"}
@@ -78,6 +79,7 @@ class Cell:
     extra: tuple[str, ...] = ()  # configs/<path>.yaml applied after the task (e.g. a peer's solver)
     settings: tuple[tuple[str, object], ...] = ()  # study settings (dotted keys), applied last
     grid_point: str = ""  # a tuning cell's grid value, e.g. "zeta3.0" (part of the name)
+    steps_key: str = "solver.num_steps"  # the setting the study's step count sets (DAPS: annealing_steps)
 
     @property
     def name(self) -> str:
@@ -96,7 +98,7 @@ class Cell:
         return files
 
     def overrides(self) -> list[str]:
-        args = ["--model.init_args.solver.init_args.num_steps", str(self.steps),
+        args = [setting_flag(self.steps_key), str(self.steps),
                 "--data.init_args.predict_split", self.split, "--data.init_args.predict_start", "0",
                 "--data.init_args.predict_limit", str(self.n)]
         for k, v in self.settings:
@@ -162,13 +164,19 @@ class Study:
         point = "".join(f"{k.split('.')[-1]}{v}" for k, v in (settings or {}).items())
         return Cell(self.name, split, self.dataset, task, method, spec["method"], steps, n,
                     tuple(t.format(**fmt) for t in spec.get("tuned", [])), tuple(spec.get("extra", [])),
-                    tuple(sorted(merged.items())), point)
+                    tuple(sorted(merged.items())), point, spec.get("steps_key", "solver.num_steps"))
 
     def test_cells(self, quick: bool = False) -> list[Cell]:
         q = self.quick if quick else {}
         tasks, steps, n = q.get("tasks", self.tasks), q.get("steps", self.steps), q.get("n", self.n)
         # cheapest step counts first: a stopped run still fills whole rows of the table
-        return [self.method_cell(m, t, s, self.split, n) for s in sorted(steps) for t in tasks for m in self.methods]
+        cells = [self.method_cell(m, t, s, self.split, n) for s in sorted(steps) for t in tasks for m in self.methods]
+        if quick:  # a smoke run: tuned parts not written yet leave the solver's defaults
+            from dataclasses import replace
+
+            have = lambda t: (CONFIGS / "tuned" / self.dataset / f"{t}.yaml").is_file()  # noqa: E731
+            cells = [replace(c, tuned=tuple(t for t in c.tuned if have(t))) for c in cells]
+        return cells
 
 
 def task_operator(task: str, dataset: str = "mnist32"):
