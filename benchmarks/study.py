@@ -30,6 +30,7 @@ Markdown results the report includes (cost and throughput, peer runs, PDE solver
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -106,15 +107,51 @@ class Cell:
         return args
 
     def config_hash(self) -> str:
-        """Hash of everything that decides a sample's result (part contents, overrides but the
-        sample count): a retuned part gives new cells and never mixes with old ones."""
+        """Hash of everything that decides a sample's result: the parts' settings (parsed, so
+        comments and layout do not count; composed sub-parts expanded), the contents of the weight
+        files they name, and the overrides but the sample count. A retuned number or retrained
+        prior gives new cells and never mixes with old rows."""
+        from equireg_lit.utils.compose import expand_config_args
+
         h = hashlib.sha256()
         for f in self.parts():
-            h.update(f.read_bytes())
+            for arg in expand_config_args(["--config", str(f)])[1::2]:
+                doc = yaml.safe_load(Path(arg).read_text() if "\n" not in arg else arg) or {}
+                doc.pop("compose", None)
+                h.update(json.dumps(doc, sort_keys=True).encode())
+                for name in _weights_named(doc):
+                    h.update(_weights_digest(name).encode())
         ov = self.overrides()
         i = ov.index("--data.init_args.predict_limit")
         h.update(json.dumps(ov[:i] + ov[i + 2:]).encode())
         return h.hexdigest()[:10]
+
+
+def _weights_named(node) -> list[str]:
+    """Every ``weights`` / ``ema_weights`` value in a config tree."""
+    if isinstance(node, dict):
+        out = [v for k, v in node.items() if k in ("weights", "ema_weights") and isinstance(v, str)]
+        return out + [w for v in node.values() for w in _weights_named(v)]
+    if isinstance(node, list):
+        return [w for v in node for w in _weights_named(v)]
+    return []
+
+
+def _weights_digest(name: str) -> str:
+    """SHA-256 of a weight file (shipped name or path, resolved from the repository root)."""
+    from equireg_lit.weights import resolve_weights
+
+    try:
+        path, _ = resolve_weights(name if "/" not in name or Path(name).is_absolute() else str(REPO / name))
+    except Exception:  # noqa: BLE001 - a missing file is the run's error to report, not the hash's
+        return name
+    st = Path(path).stat()
+    return _file_digest(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=None)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @dataclass

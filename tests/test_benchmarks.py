@@ -138,3 +138,20 @@ def test_a_tiny_study_runs_end_to_end_through_predict_and_resumes(sandbox, monke
     monkeypatch.setattr("equireg_lit.cli.main", lambda argv: called.append(argv))
     runner.run_study(s)  # every cell's table is complete: nothing runs again
     assert called == []
+
+
+def test_the_cell_hash_ignores_comments_and_follows_weight_files(sandbox):
+    s = write_study(sandbox, "tiny", SPEC)
+    tuned = sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml"
+    tuned.write_text("model: {init_args: {solver: {init_args: {zeta: 3.0}}}}\n")
+    cell = s.test_cells()[0]
+    first = cell.config_hash()
+    tuned.write_text("# chosen on validation over a wider grid\nmodel:\n  init_args: {solver: {init_args: {zeta: 3.0}}}\n")
+    assert cell.config_hash() == first  # the same settings, another header
+    weights = sandbox / "prior.safetensors"
+    weights.write_bytes(b"one")
+    base = sandbox / "configs" / "base" / "mnist32.yaml"
+    base.write_text(base.read_text().replace("weights: mnist32", f"weights: {weights}"))
+    with_file = cell.config_hash()
+    weights.write_bytes(b"two")  # a retrained prior under the same name
+    assert cell.config_hash() != with_file
