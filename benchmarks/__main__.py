@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("study")
     r.add_argument("--quick", action="store_true", help="the study's small version (minutes on CPU)")
     r.add_argument("--only", nargs="+", choices=["tune", "test"], help="run only these stages")
-    r.add_argument("--cells", default=None, help="glob over cell names (e.g. 'gaussian_blur_*_s20')")
+    r.add_argument("--cells", default=None, help="glob over cell names TASK_METHOD_sSTEPS and tuning groups "
+                   "TASK_sSTEPS (e.g. 'gaussian_blur_*', '*_s20')")
     r.add_argument("--batch-size", type=int, default=None, help="predict batch size (results do not depend on it)")
     sub.add_parser("report", help="write docs/results.md from every study's tables")
     a = p.parse_args(argv)
