@@ -126,6 +126,7 @@ def _tuned_text(cell: Cell) -> str:
 def cost_table(study: Study) -> str:
     """Each method's metric and time per sample at every step count (time at equal quality)."""
     lines = ["| task | method | steps | metric | seconds / sample | nfe | device |", "|---|---|---|---|---|---|---|"]
+    points: dict[str, dict[str, list[tuple[float, float, int]]]] = defaultdict(lambda: defaultdict(list))
     for cell in sorted(study.test_cells(), key=lambda c: (c.task, c.method, c.steps)):
         by_index = _cell_rows(cell)
         if by_index is None:
@@ -134,11 +135,35 @@ def cost_table(study: Study) -> str:
         metric = study.metric_for(cell.task)
         m, se = mean_se([r[metric] for r in rows])
         sec = mean_se([r["seconds"] for r in rows])[0]
+        points[cell.task][cell.method].append((m, sec, cell.steps))
         nfe = [r["nfe"] for r in rows if "nfe" in r]
         nfe_s = f"{sum(nfe) / len(nfe):.0f}" if nfe else "—"
         lines.append(f"| {cell.task} | {cell.method} | {cell.steps} | {metric} {m:.2f} ± {se:.2f} | {sec:.3f} | "
                      f"{nfe_s} | {' / '.join(sorted({r['device'] for r in rows}))} |")
-    return "\n".join(lines) if len(lines) > 2 else ""
+    if len(lines) == 2:
+        return ""
+    return "\n".join(lines + _equal_quality(study, points))
+
+
+def _equal_quality(study: Study, points: dict) -> list[str]:
+    """For each other method's best cell: the baseline's cheapest cell that is at least as good,
+    and its time relative to that best cell (time at equal quality)."""
+    out = []
+    sign = -1.0 if study.lower_is_better else 1.0
+    for task, methods in points.items():
+        base = methods.get(study.baseline, [])
+        for m, pts in methods.items():
+            if m == study.baseline or not pts or not base:
+                continue
+            q, sec, steps = max(pts, key=lambda p: sign * p[0])
+            good = [p for p in base if sign * p[0] >= sign * q]
+            if good:
+                bq, bsec, bsteps = min(good, key=lambda p: p[1])
+                out.append(f"\n{task}: {study.baseline} at {bsteps} steps reaches {m}'s best ({q:.2f} at {steps} "
+                           f"steps) with {bq:.2f}, in {bsec / sec:.2f}x its time per sample.")
+            else:
+                out.append(f"\n{task}: no {study.baseline} cell reaches {m}'s best ({q:.2f} at {steps} steps).")
+    return out
 
 
 def tuning_table(study: Study) -> str:

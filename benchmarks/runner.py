@@ -185,8 +185,8 @@ def tune_stage(study: Study, stage: TuneStage, tasks: list[str], cell_filter: st
                 ordered = sorted(means)
                 if ordered[0] < best < ordered[-1] or len(ordered) == 1:
                     break
-                values = [best * stage.extend if best == ordered[-1] else best / stage.extend]
-                values = [float(f"{values[0]:.2g}")]
+                beyond = best * stage.extend if best == ordered[-1] else best / stage.extend
+                values = [float(f"{beyond:.2g}")]
             write_tuned(study, stage, task, steps, writes, means, best)
         rebuild_table(study.name)
 
