@@ -101,6 +101,20 @@ class Timer:
         self.seconds += time.perf_counter() - self._t0
 
 
+class SamplingRun:
+    """The bookkeeping every sampler shares: wall time from the start, network time, failures."""
+
+    def __init__(self) -> None:
+        self.t_start = time.perf_counter()
+        self.failed: dict[int, int] = {}
+        self.net = Timer()
+
+    def output(self, x: Tensor, nfe: int) -> SamplerOutput:
+        """The run's result with ``nfe`` network evaluations per sample."""
+        return SamplerOutput(x=x, failed=self.failed, nfe=nfe, network_seconds=self.net.seconds,
+                             total_seconds=time.perf_counter() - self.t_start)
+
+
 def initial_noise(prior: DiffusionPrior, shape: tuple[int, ...], generators: list[torch.Generator]) -> Tensor:
     """``x_T``: standard normal noise drawn per sample, on the prior's device and dtype."""
     device = next((p.device for p in prior.parameters()), torch.device("cpu"))

@@ -16,7 +16,6 @@ denoiser D(x, sigma) through ``abar = 1 / (1 + sigma^2)`` (``DeepinvDenoiser``).
 
 from __future__ import annotations
 
-import time
 
 import torch
 from torch import Tensor
@@ -25,7 +24,7 @@ from equireg_lit.diffusion.deepinv_adapter import DeepinvDenoiser
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.rng import per_sample_randn
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, StepCallback, Timer, drop_failed, initial_noise
+from equireg_lit.solvers.base import Guidance, SamplerOutput, SamplingRun, Solver, StepCallback, Timer, drop_failed, initial_noise
 
 
 def edm_sigmas(num: int, sigma_max: float, sigma_min: float, rho: float = 7.0) -> list[float]:
@@ -109,22 +108,19 @@ class DAPS(Solver):
 
     def sample(self, prior: DiffusionPrior, shape: tuple[int, ...], generators: list[torch.Generator],
                guidance: Guidance | None = None, on_step: StepCallback | None = None) -> SamplerOutput:
-        t_start = time.perf_counter()
+        run = SamplingRun()
         denoiser = DeepinvDenoiser(prior)
         sigmas = edm_sigmas(self.annealing_steps, self.sigma_max, self.sigma_min, self.rho) + [0.0]
         n = self.annealing_steps
         x = self.sigma_max * initial_noise(prior, shape, generators)
-        failed: dict[int, int] = {}
-        net = Timer()
         for i in range(n):
             sigma = sigmas[i]
-            x0 = self.ode(denoiser, x, sigma, net)
+            x0 = self.ode(denoiser, x, sigma, run.net)
             if guidance is not None:
                 lr = self.lr * (1 + i / max(n - 1, 1) * (self.lr_min_ratio - 1))
                 x0 = self.langevin(x0, sigma, lr, guidance, generators, i, n)
             x = x0 + sigmas[i + 1] * per_sample_randn(shape, generators, x0) if sigmas[i + 1] > 0 else x0
-            x = drop_failed(x, failed, i)
+            x = drop_failed(x, run.failed, i)
             if on_step is not None:
                 on_step(i, n, x0.detach())
-        return SamplerOutput(x=x, failed=failed, nfe=n * self.ode_steps, network_seconds=net.seconds,
-                             total_seconds=time.perf_counter() - t_start)
+        return run.output(x, n * self.ode_steps)

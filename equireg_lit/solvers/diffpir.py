@@ -21,7 +21,6 @@ here) and sampling starts from noise, drawn per sample.
 
 from __future__ import annotations
 
-import time
 
 import torch
 from deepinv.physics import LinearPhysics
@@ -30,7 +29,7 @@ from torch import Tensor
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.diffusion.scheduler import DDIMScheduler
 from equireg_lit.errors import ConfigError, check_range
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, StepCallback, Timer, drop_failed, initial_noise
+from equireg_lit.solvers.base import Guidance, SamplerOutput, SamplingRun, Solver, StepCallback, drop_failed, initial_noise
 
 
 class DiffPIR(Solver):
@@ -94,17 +93,15 @@ class DiffPIR(Solver):
 
     def sample(self, prior: DiffusionPrior, shape: tuple[int, ...], generators: list[torch.Generator],
                guidance: Guidance | None = None, on_step: StepCallback | None = None) -> SamplerOutput:
-        t_start = time.perf_counter()
+        run = SamplingRun()
         scheduler = DDIMScheduler(prior.schedule, self.num_steps, clip_sample=self.clip_x0)
         n = len(scheduler.timesteps)
         x = initial_noise(prior, shape, generators)
         device = x.device
         sigma_n = max(float(getattr(guidance.physics, "noise_sigma", 0.0)), self.min_noise_sigma) if guidance else 0.0
-        failed: dict[int, int] = {}
-        net = Timer()
         for i, t in enumerate(scheduler.timesteps):
             a_t, a_prev = scheduler.alpha_prod(t), scheduler.alpha_prod_prev(t)
-            with torch.no_grad(), net:
+            with torch.no_grad(), run.net:
                 eps = prior(x, torch.full((shape[0],), t, device=device, dtype=torch.long))
             x0, _ = scheduler.pred_original(eps, t, x)
             z = x0
@@ -114,8 +111,7 @@ class DiffPIR(Solver):
             eps_hat = (x - a_t**0.5 * z) / (1 - a_t) ** 0.5
             # DDIM from (z, eps_hat) with sigma^2 = s (1 - abar_prev); the last step returns z.
             x = scheduler.step_from(z, eps_hat, t, generators, (self.stochasticity * (1 - a_prev)) ** 0.5).prev_sample
-            x = drop_failed(x, failed, i)
+            x = drop_failed(x, run.failed, i)
             if on_step is not None:
                 on_step(i, n, z.detach())
-        return SamplerOutput(x=x, failed=failed, nfe=n, network_seconds=net.seconds,
-                             total_seconds=time.perf_counter() - t_start)
+        return run.output(x, n)

@@ -7,7 +7,6 @@ reduced-step DDIM variant), the guidance gradient through the clean estimate, th
 
 from __future__ import annotations
 
-import time
 
 import torch
 
@@ -15,7 +14,7 @@ from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.regularizer import equi_phase
 from equireg_lit.diffusion.scheduler import DDIMScheduler
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, StepCallback, Timer, drop_failed, initial_noise
+from equireg_lit.solvers.base import Guidance, SamplerOutput, SamplingRun, Solver, StepCallback, drop_failed, initial_noise
 
 
 class DPS(Solver):
@@ -61,25 +60,23 @@ class DPS(Solver):
 
     def sample(self, prior: DiffusionPrior, shape: tuple[int, ...], generators: list[torch.Generator],
                guidance: Guidance | None = None, on_step: StepCallback | None = None) -> SamplerOutput:
-        t_start = time.perf_counter()
+        run = SamplingRun()
         scheduler = DDIMScheduler(prior.schedule, self.num_steps, eta=self.eta, clip_sample=self.clip_x0)
         n = len(scheduler.timesteps)
         x = initial_noise(prior, shape, generators)
         device = x.device
-        failed: dict[int, int] = {}
-        net = Timer()
         for i, t in enumerate(scheduler.timesteps):
             tt = torch.full((shape[0],), t, device=device, dtype=torch.long)
             with torch.enable_grad() if guidance is not None else torch.no_grad():
                 x_in = x.detach().requires_grad_(guidance is not None)
-                with net:
+                with run.net:
                     eps = prior(x_in, tt)
                 out = scheduler.step(eps, t, x_in, generators)
                 x0, x_prev = out.pred_original_sample, out.prev_sample
                 if guidance is not None:
                     # DPS: x_{t-1} -= zeta * grad_{x_t} sum_i loss_i(x0_hat_i(x_t))
                     loss = guidance.loss(x0, step=i, total_steps=n)
-                    with net:
+                    with run.net:
                         (grad,) = torch.autograd.grad(loss.sum(), x_in)
                     x_prev = x_prev - self.zeta * grad
                     if self.equi_phase_steps and guidance.regularizer is not None:
@@ -90,9 +87,7 @@ class DPS(Solver):
                         )
                         x_prev = x_prev + scheduler.alpha_prod_prev(t) ** 0.5 * (x0_eq - x0.detach())
             x = x_prev.detach()
-            x = drop_failed(x, failed, i, self.divergence_threshold)
+            x = drop_failed(x, run.failed, i, self.divergence_threshold)
             if on_step is not None:
                 on_step(i, n, x0.detach())
-        return SamplerOutput(
-            x=x, failed=failed, nfe=n, network_seconds=net.seconds, total_seconds=time.perf_counter() - t_start
-        )
+        return run.output(x, n)

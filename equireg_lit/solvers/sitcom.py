@@ -19,7 +19,6 @@ best-PSNR one (which needs the ground truth).
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 import torch
@@ -29,7 +28,7 @@ from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.diffusion.scheduler import DDIMScheduler
 from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.regularizer import equi_phase
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, StepCallback, Timer, drop_failed, initial_noise
+from equireg_lit.solvers.base import Guidance, SamplerOutput, SamplingRun, Solver, StepCallback, Timer, drop_failed, initial_noise
 
 
 class SITCOM(Solver):
@@ -111,30 +110,27 @@ class SITCOM(Solver):
 
     def sample(self, prior: DiffusionPrior, shape: tuple[int, ...], generators: list[torch.Generator],
                guidance: Guidance | None = None, on_step: StepCallback | None = None) -> SamplerOutput:
-        t_start = time.perf_counter()
+        run = SamplingRun()
         self.evaluations = 0
         scheduler = DDIMScheduler(prior.schedule, self.num_steps, clip_sample=True)
         n = len(scheduler.timesteps)
         x = initial_noise(prior, shape, generators)
         device = x.device
-        failed: dict[int, int] = {}
-        net = Timer()
         for i, t in enumerate(scheduler.timesteps):
             if guidance is None:  # unconditional: one network evaluation, no consistency steps
-                with torch.no_grad(), net:
+                with torch.no_grad(), run.net:
                     eps = prior(x, torch.full((shape[0],), t, device=device, dtype=torch.long))
                 self.evaluations += 1
                 x0, _ = scheduler.pred_original(eps, t, x)
             else:
-                x0 = self.consistency(prior, scheduler, x, t, guidance, i, n, net)
+                x0 = self.consistency(prior, scheduler, x, t, guidance, i, n, run.net)
                 if guidance.regularizer is not None and self.equireg_placement == "phase":
                     x0 = equi_phase(guidance.regularizer, x0, self.equi_phase_steps, self.lr,
                                     step=i, total_steps=n, generator=guidance.reg_generators)
             # Re-noise to the next level: x_t' = sqrt(abar_t') x0 + sqrt(1 - abar_t') eps.
             sigma = (1 - scheduler.alpha_prod_prev(t)) ** 0.5
             x = scheduler.step_from(x0, torch.zeros_like(x0), t, generators, sigma).prev_sample.detach()
-            x = drop_failed(x, failed, i)
+            x = drop_failed(x, run.failed, i)
             if on_step is not None:
                 on_step(i, n, x0.detach())
-        return SamplerOutput(x=x, failed=failed, nfe=self.evaluations, network_seconds=net.seconds,
-                             total_seconds=time.perf_counter() - t_start)
+        return run.output(x, self.evaluations)
