@@ -37,8 +37,9 @@ def study_dir(study: str, quick: bool = False) -> Path:
     return RESULTS / study / ("quick" if quick else "")
 
 
-def cell_file(cell: Cell, quick: bool = False) -> Path:
-    return study_dir(cell.study, quick) / "cells" / cell.split / f"{cell.name}-{cell.config_hash()}.csv"
+def cell_file(cell: Cell, quick: bool = False, digest: str | None = None) -> Path:
+    """A cell's per-sample table (``digest``: its ``config_hash()`` when already computed)."""
+    return study_dir(cell.study, quick) / "cells" / cell.split / f"{cell.name}-{digest or cell.config_hash()}.csv"
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -73,14 +74,15 @@ def write_rows(path: Path, rows: list[dict]) -> None:
 
 def run_cell(cell: Cell, quick: bool = False, batch_size: int | None = None) -> list[dict]:
     """The cell's per-sample rows; runs ``equireg predict`` for the samples not yet in its table."""
-    out = cell_file(cell, quick)
+    digest = cell.config_hash()  # parses every part and hashes weight files: once per cell
+    out = cell_file(cell, quick, digest)
     if out.is_file():
         rows = read_rows(out)
         if len(rows) >= cell.n:
             return rows[: cell.n]
     from equireg_lit.cli import main
 
-    root = RUNS / cell.study / ("quick" if quick else "") / cell.split / f"{cell.name}-{cell.config_hash()}"
+    root = RUNS / cell.study / ("quick" if quick else "") / cell.split / f"{cell.name}-{digest}"
     argv = ["predict"]
     for part in cell.parts():
         argv += ["--config", str(part)]
@@ -97,7 +99,7 @@ def run_cell(cell: Cell, quick: bool = False, batch_size: int | None = None) -> 
     samples = sorted((r for r in samples if r["index"] < cell.n), key=lambda r: r["index"])
     ident = {"study": cell.study, "split": cell.split, "dataset": cell.dataset, "task": cell.task,
              "method": cell.method, "steps": cell.steps, "settings": json.dumps(dict(cell.settings), sort_keys=True),
-             "config": cell.config_hash(), "device": device_name()}
+             "config": digest, "device": device_name()}
     if cell.dataset == "mnist32":
         _add_digit_correct(samples, root / "predictions" / "samples")
     rows = [{**ident, **r} for r in samples]

@@ -45,11 +45,6 @@ def expand_config_args(argv: list[str]) -> list[str]:
     return out
 
 
-def composed_parts(path: str | Path) -> list[Path]:
-    """The part files a config composes, in order of application, recursively (for docs and tests)."""
-    return [Path(a) for a in _expand(str(path), ())[1::2] if "\n" not in a and Path(a) != Path(path)]
-
-
 def _expand(value: str, chain: tuple[Path, ...]) -> list[str]:
     path = Path(value)
     if "\n" in value or path.suffix not in (".yaml", ".yml") or not path.is_file():
