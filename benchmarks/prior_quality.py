@@ -20,6 +20,7 @@ import torch
 from equireg_lit.data.mnist import mnist32, split_indices
 from equireg_lit.diffusion import DiffusersUNetPrior
 from equireg_lit.metrics.digits import classifier_outputs, frechet_distance, load_digit_classifier
+from equireg_lit.rng import draw_generators
 from equireg_lit.solvers import DPS
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -55,7 +56,7 @@ def main() -> None:
     solver = DPS(num_steps=args.steps, eta=args.eta)
     for start in range(0, args.num_samples, args.batch_size):
         n = min(args.batch_size, args.num_samples - start)
-        gens = [torch.Generator().manual_seed(args.seed * 1_000_003 + start + i) for i in range(n)]
+        gens = draw_generators(args.seed, start, n)
         chunks.append(solver.sample(prior, (n, 1, 32, 32), gens).x)
         print(f"sampled {start + n}/{args.num_samples}", flush=True)
     samples = torch.cat(chunks)

@@ -67,6 +67,7 @@ def restoration_table(study: Study) -> tuple[str, set[str]]:
     head = ["task", "steps", "method", "n", "tuned", "metric", f"Δ vs {study.baseline} [95% CI]", "improved"]
     head += ["ΔSSIM [95% CI]"] if has_ssim else []
     head += ["digits read"] if study.dataset == "mnist32" else []
+    head += study.secondary_metrics
     head += [f"time / {study.baseline}", "device"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     devices: set[str] = set()
@@ -96,6 +97,9 @@ def restoration_table(study: Study) -> tuple[str, set[str]]:
             if study.dataset == "mnist32":
                 acc = [x["digit_correct"] for x in r.values() if "digit_correct" in x]
                 cols.append(f"{sum(acc) / len(acc):.2f}" if acc else "—")
+            for name in study.secondary_metrics:
+                values = [x[name] for x in r.values() if x.get(name) is not None]
+                cols.append(_mean_se_text(values, name) if len(values) == len(r) else "—")
             ratio = mean_se([x["seconds"] for x in r.values()])[0] / t_base
             cols += [f"{ratio:.2f}{_nfe(r)}", " / ".join(sorted({x["device"] for x in r.values()}))]
             devices |= {x["device"] for x in r.values()}
@@ -104,6 +108,11 @@ def restoration_table(study: Study) -> tuple[str, set[str]]:
     if missing == len(by_key):
         return note, devices
     return "\n".join(lines) + (f"\n\n{note}" if missing else ""), devices
+
+
+def _mean_se_text(values: list[float], metric: str) -> str:
+    mean, se = mean_se(values)
+    return f"{_num(mean, metric)} ± {_num(se, metric)}"
 
 
 def _num(v: float, metric: str) -> str:

@@ -81,6 +81,12 @@ class Cell:
     settings: tuple[tuple[str, object], ...] = ()  # study settings (dotted keys), applied last
     grid_point: str = ""  # a tuning cell's grid value, e.g. "zeta3.0" (part of the name)
     steps_key: str = "solver.num_steps"  # the setting the study's step count sets (DAPS: annealing_steps)
+    steps_factor: float = 1.0  # runs round(steps * factor) steps: a base sampler at equal compute
+
+    @property
+    def run_steps(self) -> int:
+        """The step count the cell runs (``steps`` is the row of the table it belongs to)."""
+        return round(self.steps * self.steps_factor)
 
     @property
     def name(self) -> str:
@@ -99,7 +105,7 @@ class Cell:
         return files
 
     def overrides(self) -> list[str]:
-        args = [setting_flag(self.steps_key), str(self.steps),
+        args = [setting_flag(self.steps_key), str(self.run_steps),
                 "--data.init_args.predict_split", self.split, "--data.init_args.predict_start", "0",
                 "--data.init_args.predict_limit", str(self.n)]
         for k, v in self.settings:
@@ -188,6 +194,7 @@ class Study:
     results: list[str] = field(default_factory=list)
     order: int = 100  # position in docs/results.md
     cost_table: bool = False  # also report each method's metric and time per sample at every step count
+    secondary_metrics: list[str] = field(default_factory=list)  # also reported, mean ± s.e. per method
 
     def metric_for(self, task: str) -> str:
         return self.metric[task] if isinstance(self.metric, dict) else self.metric
@@ -195,13 +202,14 @@ class Study:
     def method_cell(self, method: str, task: str, steps: int, split: str, n: int,
                     settings: dict | None = None) -> Cell:
         spec = self.methods[method]
-        fmt = {"task": task, "steps": steps}
+        factor = float(spec.get("steps_factor", 1.0))
+        fmt = {"task": task, "steps": steps, "run_steps": round(steps * factor)}
         merged = {**(spec.get("set") or {}), **(settings or {})}
         merged = {k: (v.format(**fmt, half=steps // 2) if isinstance(v, str) else v) for k, v in merged.items()}
         point = "".join(f"{k.split('.')[-1]}{v}" for k, v in (settings or {}).items())
         return Cell(self.name, split, self.dataset, task, method, spec["method"], steps, n,
                     tuple(t.format(**fmt) for t in spec.get("tuned", [])), tuple(spec.get("extra", [])),
-                    tuple(sorted(merged.items())), point, spec.get("steps_key", "solver.num_steps"))
+                    tuple(sorted(merged.items())), point, spec.get("steps_key", "solver.num_steps"), factor)
 
     def test_cells(self, quick: bool = False) -> list[Cell]:
         q = self.quick if quick else {}
@@ -222,6 +230,9 @@ def task_operator(task: str, dataset: str = "mnist32"):
 
     spec = yaml.safe_load((CONFIGS / "task" / dataset / f"{task}.yaml").read_text())
     return instantiate_class((), spec["model"]["init_args"]["operator"])
+
+
+METHOD_KEYS = {"method", "tuned", "extra", "set", "steps_key", "steps_factor"}
 
 
 def load(name: str) -> Study:
@@ -245,6 +256,9 @@ def load(name: str) -> Study:
     for m, spec in study.methods.items():
         if "method" not in spec:
             raise StudyError(f"{path.relative_to(REPO)}: method '{m}' needs 'method' (a file under configs/method)")
+        if set(spec) - METHOD_KEYS:
+            raise StudyError(f"{path.relative_to(REPO)}: method '{m}': unknown keys {sorted(set(spec) - METHOD_KEYS)}; "
+                             f"known: {sorted(METHOD_KEYS)}")
     if study.baseline is not None and study.baseline not in study.methods:
         raise StudyError(f"{path.relative_to(REPO)}: baseline '{study.baseline}' is not one of the methods")
     return study

@@ -9,28 +9,18 @@ from torch.utils.data import DataLoader, Dataset
 from equireg_lit.probes.sets import load_or_build_probe_sets, probe_set_provenance
 
 
-class _PairDataset(Dataset):
-    """On-manifold item ``i`` with off-manifold item ``i mod n_off`` (for separation objectives)."""
+class _ZipDataset(Dataset):
+    """Item ``i`` is ``{key: tensor[i mod len(tensor)]}``; its length is the first tensor's, so
+    on-manifold item ``i`` meets off-manifold item ``i mod n_off`` (for separation objectives)."""
 
-    def __init__(self, on: torch.Tensor, off: torch.Tensor):
-        self.on, self.off = on, off
-
-    def __len__(self) -> int:
-        return self.on.shape[0]
-
-    def __getitem__(self, i: int) -> dict:
-        return {"image": self.on[i], "off": self.off[i % self.off.shape[0]]}
-
-
-class _SourceDataset(Dataset):
-    def __init__(self, images: torch.Tensor, sources: torch.Tensor):
-        self.images, self.sources = images, sources
+    def __init__(self, **tensors: torch.Tensor):
+        self.tensors = tensors
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return next(iter(self.tensors.values())).shape[0]
 
     def __getitem__(self, i: int) -> dict:
-        return {"image": self.images[i], "source": self.sources[i]}
+        return {k: v[i % v.shape[0]] for k, v in self.tensors.items()}
 
 
 class ProbeSetsDataModule(pl.LightningDataModule):
@@ -87,10 +77,10 @@ class ProbeSetsDataModule(pl.LightningDataModule):
         self.test_sources = torch.cat([torch.full((self.sets[n].shape[0],), i) for i, n in enumerate(names)])
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(_PairDataset(self.sets["on_train"], self.off_fit), batch_size=self.batch_size, shuffle=True)
+        return DataLoader(_ZipDataset(image=self.sets["on_train"], off=self.off_fit), batch_size=self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(_PairDataset(self.sets["on_val"], self.off_val), batch_size=self.batch_size)
+        return DataLoader(_ZipDataset(image=self.sets["on_val"], off=self.off_val), batch_size=self.batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(_SourceDataset(self.test_images, self.test_sources), batch_size=self.batch_size)
+        return DataLoader(_ZipDataset(image=self.test_images, source=self.test_sources), batch_size=self.batch_size)

@@ -23,6 +23,23 @@ def sample_generators(seed: int, indices: list[int], stream: int) -> list[torch.
     return [sample_generator(seed, i, stream) for i in indices]
 
 
+def draw_generators(seed: int, start: int, n: int) -> list[torch.Generator]:
+    """Generators of unconditional prior draws ``start .. start + n - 1`` (prior samples, probe
+    sets, the prior-quality study); a draw does not depend on its batch."""
+    return [torch.Generator().manual_seed(seed * 1_000_003 + start + i) for i in range(n)]
+
+
+def trajectory_generators(seed: int, start: int, n: int) -> list[torch.Generator]:
+    """Generators of the measurement and solver noise of the DPS trajectories that build probe
+    sets (a formula of its own, kept so cached sets stay valid)."""
+    return [torch.Generator().manual_seed(seed * 7919 + start + i) for i in range(n)]
+
+
+def validation_batch_generator(seed: int, batch_idx: int) -> torch.Generator:
+    """Fixed noise of one validation batch, so validation losses are comparable across epochs."""
+    return torch.Generator().manual_seed(seed * 100003 + batch_idx)
+
+
 def per_sample_randn(shape: tuple[int, ...], generators: list[torch.Generator], like: torch.Tensor) -> torch.Tensor:
     """Standard normal noise drawn sample by sample on the CPU (``generators[i]`` for sample ``i``),
     so a sample's noise ignores its batch and device; returned with ``like``'s dtype and device."""

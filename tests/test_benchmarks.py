@@ -57,6 +57,17 @@ def test_bad_specs_name_the_file_and_the_key(sandbox):
         write_study(sandbox, "bad", "title: t\ndescription: d\nstepz: [1]\n")
     with pytest.raises(StudyError, match="baseline 'x' is not one of the methods"):
         write_study(sandbox, "bad", "title: t\ndescription: d\nbaseline: x\nmethods: {dps: {method: dps}}\n")
+    with pytest.raises(StudyError, match=r"method 'dps': unknown keys \['step_factor'\]"):
+        write_study(sandbox, "bad", "title: t\ndescription: d\nmethods: {dps: {method: dps, step_factor: 2}}\n")
+
+
+def test_an_equal_compute_method_runs_more_steps_in_the_same_row(sandbox):
+    s = write_study(sandbox, "tiny", SPEC.replace(
+        "methods:\n", "methods:\n  dps_x2: {method: dps, tuned: [\"{task}_s{run_steps}\"], steps_factor: 2}\n"))
+    cell = next(c for c in s.test_cells() if c.method == "dps_x2")
+    assert cell.steps == 2 and cell.run_steps == 4 and cell.tuned == ("gaussian_blur_s4",)
+    flags = cell.overrides()
+    assert flags[flags.index("--model.init_args.solver.init_args.num_steps") + 1] == "4"
 
 
 SPEC = """title: tiny
@@ -124,6 +135,20 @@ def test_a_retuned_part_gives_new_cells_and_the_report_uses_only_current_ones(sa
     with open(sandbox / "results" / "tiny" / "samples.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 4 and {"study", "task", "method", "steps", "index", "psnr", "device"} <= set(rows[0])
+
+
+def test_secondary_metrics_are_reported_per_method_and_missing_ones_are_marked(sandbox):
+    s = write_study(sandbox, "tiny", SPEC + "secondary_metrics: [residual]\n")
+    tuned = sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml"
+    tuned.write_text("model: {init_args: {solver: {init_args: {zeta: 3.0}}}}\n")
+    dps, reg = s.test_cells()
+    runner.write_rows(runner.cell_file(dps), [dict(r, residual=1.0 + 2 * r["index"]) for r in fake_rows(dps, lambda z: 0)])
+    runner.write_rows(runner.cell_file(reg), fake_rows(reg, lambda z: 0))  # an older cell without the metric
+    table = report.restoration_table(s)[0]
+    assert "| residual |" in table.splitlines()[0]
+    base = next(line for line in table.splitlines() if line.startswith("| gaussian_blur | 2 | dps |"))
+    row = next(line for line in table.splitlines() if line.startswith("| gaussian_blur | 2 | equireg |"))
+    assert "| 2 ± 1 |" in base and "| — |" in row
 
 
 def test_a_tiny_study_runs_end_to_end_through_predict_and_resumes(sandbox, monkeypatch):

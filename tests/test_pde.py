@@ -115,6 +115,22 @@ def test_darcy_samples_and_metrics():
     assert torch.allclose(relative_l2(2 * x, x), torch.ones(3, 2, dtype=x.dtype))
 
 
+@pytest.mark.parametrize("problem", ["darcy", "helmholtz"])
+def test_solved_u_metric_is_zero_at_the_truth_and_follows_the_coefficient(problem):
+    from equireg_lit.pde.data import field_metrics, generate
+
+    x = generate(problem, 2, 16, torch.Generator().manual_seed(0))
+    mean, std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
+    norm = ((x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)).float()
+    assert field_metrics(norm[0], norm[0], mean, std, problem)["rel_l2_u_solved"] < 1e-5
+    # Sample 1's a solves to sample 1's u, so against sample 0 the solved-u error is sample 1's u error.
+    wrong = field_metrics(norm[1], norm[0], mean, std, problem)
+    assert wrong["rel_l2_u_solved"] == pytest.approx(wrong["rel_l2_u"], rel=1e-4)
+    # u solved from the true a, whatever the reconstructed u: the metric sees only the coefficient.
+    half = torch.stack([norm[0, 0], norm[1, 1]])
+    assert field_metrics(half, norm[0], mean, std, problem)["rel_l2_u_solved"] < 1e-5
+
+
 def test_sparse_points_round_trip_and_errors():
     from equireg_lit.physics import SparsePoints
 

@@ -52,6 +52,13 @@ def test_diffpir_equireg_enters_the_data_step(problem):
     assert exact == pytest.approx(plain, abs=0.02)  # an exactly equivariant f changes (almost) nothing
     changed = moments(solver, problem, EquiReg(FixedConv(1), "hflip", alpha=1.0), n=64)
     assert changed != pytest.approx(plain, abs=1e-3)
+    # Each proximal-gradient step evaluates f once (form equi_plus), only where the penalty is active.
+    prior, op, y, _, _ = problem
+    for penalty_steps, freq in ((1, 1.0), (3, 1.0), (2, 0.5)):
+        reg = EquiReg(FixedConv(1), "hflip", form="equi_plus", alpha=1.0, freq=freq)
+        gens = [torch.Generator().manual_seed(i) for i in range(4)]
+        DiffPIR(num_steps=10, penalty_steps=penalty_steps).sample(prior, (4, 1, 8, 8), gens, Guidance(op, y[:4], reg, gens))
+        assert reg.f_evaluations == penalty_steps * round(10 * freq)
 
 
 def test_diffpir_with_a_nonlinear_operator_and_the_denoiser_as_f():
@@ -128,17 +135,22 @@ def test_daps_equireg_enters_the_langevin_drift(problem):
     prior, op, y, _, _ = problem
     n = 8
 
-    def run(reg):
+    def run(reg, penalty_every=None):
         gens = [torch.Generator().manual_seed(i) for i in range(n)]
         reg_gens = [torch.Generator().manual_seed(50 + i) for i in range(n)]
-        solver = DAPS(annealing_steps=5, ode_steps=2, langevin_steps=5)
+        solver = DAPS(annealing_steps=5, ode_steps=2, langevin_steps=5, penalty_every=penalty_every)
         out = solver.sample(prior, (n, 1, 8, 8), gens, Guidance(op, y[:n], reg, reg_gens))
         assert out.nfe == 10
         return out.x
 
     plain = run(None)
     assert torch.equal(run(EquiReg(torch.nn.Identity(), "hflip", alpha=1.0)), plain)
-    assert not torch.allclose(run(EquiReg(FixedConv(1), "hflip", alpha=100.0)), plain)
+    # The penalty's gradient is evaluated once per level by default, every penalty_every Langevin
+    # steps otherwise (one evaluation of f each, form equi_plus); both move the draws.
+    for every, evaluations in ((None, 5), (2, 15), (1, 25)):
+        reg = EquiReg(FixedConv(1), "hflip", form="equi_plus", alpha=100.0)
+        assert not torch.allclose(run(reg, every), plain)
+        assert reg.f_evaluations == evaluations
 
 
 def test_deepinv_dps_runs_deepinvs_sampler_and_refuses_what_it_lacks(problem):

@@ -17,6 +17,7 @@ from torch import Tensor
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.regularizer.groups import GROUP_NAMES, get_group
+from equireg_lit.rng import draw_generators, validation_batch_generator
 from equireg_lit.solvers.dps import DPS
 from equireg_lit.utils.io import run_config_text
 from equireg_lit.weights import load_checked, load_state_dict_file, prior_provenance, save_weights
@@ -158,13 +159,13 @@ class ScoreModule(pl.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         # Fixed noise per batch so validation losses are comparable across epochs.
-        g = torch.Generator().manual_seed(self.hparams.seed * 100003 + batch_idx)
+        g = validation_batch_generator(self.hparams.seed, batch_idx)
         loss = self.diffusion_loss(self.ema, batch["image"], generator=g)
         self.log("val/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0], sync_dist=True)
 
     def sample(self, n: int, steps: int, seed: int = 0) -> Tensor:
         """Unconditional EMA samples with a DDIM subsequence of ``steps`` steps."""
-        gens = [torch.Generator().manual_seed(seed * 1_000_003 + i) for i in range(n)]
+        gens = draw_generators(seed, 0, n)
         size = self.ema.image_size or 32
         out = DPS(num_steps=steps, eta=0.0).sample(self.ema, (n, self.ema.channels, size, size), gens)
         return out.x

@@ -18,10 +18,11 @@ from torch import Tensor
 
 from equireg_lit.data.mnist import mnist32, split_indices
 from equireg_lit.diffusion.priors import DiffusersUNetPrior
-from equireg_lit.weights import resolve_weights
 from equireg_lit.physics import BoxInpainting, GaussianBlur, SuperResolution, simulate
+from equireg_lit.rng import draw_generators, trajectory_generators
 from equireg_lit.solvers import DPS, Guidance
 from equireg_lit.utils.io import cached_tensors
+from equireg_lit.weights import resolve_weights
 
 SETS_VERSION = 1
 STAGES = {"early": 0.1, "mid": 0.5, "late": 0.9}
@@ -33,7 +34,7 @@ def _trajectory_estimates(prior, x: Tensor, task: str, steps: int, zeta: float, 
     out: dict[str, list[Tensor]] = {name: [] for name in STAGES}
     for start in range(0, x.shape[0], batch):
         xb = x[start : start + batch]
-        gens = [torch.Generator().manual_seed(seed * 7919 + start + i) for i in range(xb.shape[0])]
+        gens = trajectory_generators(seed, start, xb.shape[0])
         y = simulate(op, xb, gens)
 
         def on_step(i: int, n: int, x0: Tensor) -> None:
@@ -79,7 +80,7 @@ def build_probe_sets(prov: dict, progress: bool = True) -> dict[str, Tensor]:
         "on_val": images[split_indices("val")],
         "on_test": images[split_indices("test")],
     }
-    gens = [torch.Generator().manual_seed(prov["seed"] * 1_000_003 + i) for i in range(prov["num_prior_samples"])]
+    gens = draw_generators(prov["seed"], 0, prov["num_prior_samples"])
     sets["on_prior"] = DPS(num_steps=prov["steps"], eta=0.0).sample(prior, (len(gens), 1, 32, 32), gens).x
     # Trajectory digits: train[0:a] for probe training, train[3000:3000+b] held out for selection.
     parts = {"train": train[: prov["num_traj_train"]], "eval": train[3000 : 3000 + prov["num_traj_eval"]]}

@@ -49,6 +49,9 @@ class DAPS(Solver):
         sigma_min: Last noise level before 0 (0.1).
         ode_sigma_min: Last level of each ODE solve before 0 (0.01).
         rho: EDM spacing exponent (7).
+        penalty_every: Langevin steps between evaluations of EquiReg's gradient, which is reused
+            in between (None: once per level, at the level's first step; 1: every step, which
+            costs ``langevin_steps`` evaluations of f per level, 20x DAPS-1K's network work).
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class DAPS(Solver):
         sigma_min: float = 0.1,
         ode_sigma_min: float = 0.01,
         rho: float = 7.0,
+        penalty_every: int | None = None,
     ):
         if annealing_steps < 1 or ode_steps < 1 or langevin_steps < 0:
             raise ConfigError(f"annealing_steps and ode_steps must be >= 1 and langevin_steps >= 0, got "
@@ -75,6 +79,9 @@ class DAPS(Solver):
         self.annealing_steps, self.ode_steps, self.langevin_steps = annealing_steps, ode_steps, langevin_steps
         self.lr, self.lr_min_ratio, self.tau = lr, lr_min_ratio, tau
         self.sigma_max, self.sigma_min, self.ode_sigma_min, self.rho = sigma_max, sigma_min, ode_sigma_min, rho
+        if penalty_every is not None and penalty_every < 1:
+            raise ConfigError(f"penalty_every must be >= 1 or null (once per level), got {penalty_every}")
+        self.penalty_every = penalty_every or max(langevin_steps, 1)
         self.num_steps = annealing_steps
 
     def ode(self, denoiser: DeepinvDenoiser, x: Tensor, sigma: float, net: Timer) -> Tensor:
@@ -94,15 +101,19 @@ class DAPS(Solver):
         penalize = reg is not None and reg.is_active(step, total)
         x0 = x0_hat.detach().clone()
         b = x0.shape[0]
-        for _ in range(self.langevin_steps):
+        penalty_grad = torch.zeros_like(x0)
+        for k in range(self.langevin_steps):
             with torch.enable_grad():
                 z = x0.requires_grad_(True)
                 r = physics.A(z) - y
                 energy = r.reshape(b, -1).pow(2).sum(1) / (2 * self.tau**2)
                 energy = energy + (z - x0_hat).reshape(b, -1).pow(2).sum(1) / (2 * sigma**2)
-                if penalize:
-                    energy = energy + reg(z, step=step, total_steps=total, generator=guidance.reg_generators)
                 (grad,) = torch.autograd.grad(energy.sum(), z)
+                if penalize and k % self.penalty_every == 0:
+                    zr = z.detach().requires_grad_(True)
+                    penalty = reg(zr, step=step, total_steps=total, generator=guidance.reg_generators)
+                    (penalty_grad,) = torch.autograd.grad(penalty.sum(), zr)
+            grad = grad + penalty_grad
             x0 = (z.detach() - lr * grad + (2 * lr) ** 0.5 * per_sample_randn(tuple(z.shape), generators, z)).detach()
         return x0
 
