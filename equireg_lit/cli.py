@@ -180,11 +180,22 @@ def quiet_console() -> None:
 quiet_console()
 
 
+def version_text() -> str:
+    """``equireg --version``: this package's version and the versions results depend on."""
+    from importlib.metadata import version
+
+    deps = ", ".join(f"{name} {version(name)}" for name in ("torch", "lightning", "deepinv", "diffusers"))
+    return f"equireg-lit {version('equireg-lit')} ({deps})"
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``equireg`` console script (``args`` for in-process tests)."""
     from equireg_lit.utils import signals
 
     argv = list(sys.argv[1:] if args is None else args)
+    if argv[:1] in (["--version"], ["-V"]):
+        print(version_text())
+        raise SystemExit(0)
     debug = "--debug" in argv or os.environ.get("EQUIREG_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
     if args is None and "--debug" in sys.argv:

@@ -34,7 +34,36 @@ def test_regular_wheel_layout(tmp_path, repo_root):
     assert any(n.startswith("equireg_lit/weights/") for n in names)
 
 
-def test_dockerfile_installs_package_and_sets_entrypoint(repo_root):
+def test_dockerfile_installs_with_ci_constraints_as_a_non_root_user(repo_root):
+    """The image installs with the constraints CI installs with, runs as a non-root user and keeps
+    the virtual environment, runs and data out of its build context (no daemon here to build it)."""
     text = open(os.path.join(repo_root, "Dockerfile")).read()
-    assert text.startswith("FROM pytorch/pytorch:") and "cuda" in text.split("\n")[0]
-    assert "pip install" in text and 'ENTRYPOINT ["equireg"]' in text
+    assert "pip install -c /opt/equireg-lit/constraints.txt /opt/equireg-lit" in text
+    assert "USER equireg" in text and "ARG UID" in text and 'ENTRYPOINT ["equireg"]' in text
+    assert "-m pip install -q -c constraints.txt" in open(os.path.join(repo_root, "Makefile")).read()
+    ignored = open(os.path.join(repo_root, ".dockerignore")).read().split()
+    assert {".venv", "runs", "data", "weights", ".git"} <= set(ignored)
+    for volume in ("/work/weights", "/work/data", "/work/runs", "/work/data_cache"):
+        assert volume in text
+
+
+def test_installed_versions_match_the_constraints(repo_root):
+    """This environment (CI's, installed by make install) holds exactly the pinned versions."""
+    from importlib.metadata import version
+
+    for line in open(os.path.join(repo_root, "constraints.txt")):
+        line = line.split("#")[0].strip()
+        if line:
+            name, pinned = line.split("==")
+            assert version(name) == pinned, f"{name} {version(name)} installed, constraints.txt pins {pinned}"
+
+
+def test_version_flag(capsys):
+    from equireg_lit.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code in (0, None)
+    from importlib.metadata import version
+
+    assert version("equireg-lit") in capsys.readouterr().out

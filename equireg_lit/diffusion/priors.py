@@ -185,9 +185,9 @@ class DiffusersUNetPrior(DiffusionPrior):
 
 
 GUIDED_DIFFUSION_HELP = (
-    "The standard inverse-problem checkpoints (ffhq_10m.pt and imagenet256.pt from the DPS "
-    "repository, 256x256_diffusion_uncond.pt from OpenAI guided-diffusion) are not bundled and "
-    "are never downloaded: fetch the file yourself and pass its local path as weights."
+    "ffhq_10m.pt and imagenet256.pt (the DPS repository's checkpoints; imagenet256.pt is OpenAI's "
+    "256x256_diffusion_uncond.pt) are never downloaded: fetch the file (sources in docs/priors.md), "
+    "put it under weights/ or pass its path as weights"
 )
 
 
