@@ -14,7 +14,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from equireg_lit.data import PredictionFolder
-from equireg_lit.errors import RunInterrupted, SamplingError
+from equireg_lit.errors import DataError, RunInterrupted, SamplingError
+from equireg_lit.utils.figures import comparison_strip, save_contact_sheet
 from equireg_lit.utils.io import atomic_write, atomic_write_json, atomic_write_text, read_safetensors, run_config_text
 
 TIMING_KEYS = ("seconds", "network_seconds", "nfe")
@@ -95,8 +96,10 @@ def summarize(records: list[dict]) -> tuple[str, dict]:
 class PredictionWriter(BasePredictionWriter):
     """Writes every sample into ``<default_root_dir>/predictions`` (layout:
     :class:`equireg_lit.data.PredictionFolder`): per sample ``NNNNN_{recon,measurement,truth}.png``,
-    ``NNNNN.safetensors`` and ``NNNNN.json`` (written last: it marks the sample finished); at the
-    end ``metrics.csv``, ``summary.json`` and TensorBoard grids over every finished sample.
+    a labelled side-by-side ``NNNNN_compare.png`` (truth | measurement | reconstruction | the
+    base run's reconstruction with ``compare_with``), ``NNNNN.safetensors`` and ``NNNNN.json``
+    (written last: it marks the sample finished); at the end ``metrics.csv``, ``summary.json``,
+    ``contact_sheet.png`` (the first 16 strips) and TensorBoard grids over every finished sample.
 
     Every process writes the samples it computed; after a barrier, process 0 writes the
     summaries from all of them. Before any sampling, process 0 takes the folder's lock and checks
@@ -108,21 +111,35 @@ class PredictionWriter(BasePredictionWriter):
         overwrite: Remove every earlier sample and summary of the folder and redo all samples.
         log_images: Samples shown in the TensorBoard grids.
         lpips_weights: Local torchvision AlexNet weights; when given, LPIPS joins the metrics.
+        compare_with: Another run's predictions folder (e.g. the base sampler's); its
+            reconstruction of the same sample joins each strip as ``base``.
     """
 
-    def __init__(self, overwrite: bool = False, log_images: int = 16, lpips_weights: str | None = None):
+    def __init__(self, overwrite: bool = False, log_images: int = 16, lpips_weights: str | None = None,
+                 compare_with: str | None = None):
         super().__init__(write_interval="batch")
         from equireg_lit.metrics.lpips import LocalLPIPS
 
         self.lpips = LocalLPIPS(lpips_weights) if lpips_weights else None  # a missing file fails here, before sampling
         self.overwrite = overwrite
         self.log_images = log_images
+        self.compare_with: PredictionFolder | None = None
+        if compare_with:
+            self.set_compare_with(compare_with)
         self.fingerprint: dict | None = None  # the settings that determine a sample's result
         self.folder: PredictionFolder | None = None
         self._kept: set[int] = set()
         self._failures: dict[int, int] = {}
         self._log_dir: str | None = None
         self._started = False
+
+    def set_compare_with(self, folder: str) -> None:
+        """Show another run's reconstructions (its ``predictions`` folder) in the strips."""
+        compare = PredictionFolder(folder)
+        if not compare.samples.is_dir():
+            raise DataError(f"compare_with: no predictions in {folder} (no samples/ folder); "
+                            "point it at another run's <default_root_dir>/predictions")
+        self.compare_with = compare
 
     @property
     def dir(self) -> Path | None:
@@ -184,6 +201,8 @@ class PredictionWriter(BasePredictionWriter):
                 _save_png(d / f"{stem}_measurement.png", shown)
             if truth is not None and truth.ndim == 3:
                 _save_png(d / f"{stem}_truth.png", _picture(truth))
+            if recon.ndim == 3:
+                self._save_strip(d / f"{stem}_compare.png", index, recon, shown, truth, record)
             tensors = {"reconstruction": recon.contiguous(), "measurement": y.contiguous()}
             if truth is not None:
                 tensors["truth"] = truth.contiguous()
@@ -191,6 +210,20 @@ class PredictionWriter(BasePredictionWriter):
 
             atomic_write(self.folder.tensors(index), lambda p: save_file(tensors, str(p)))
             atomic_write_json(self.folder.marker(index), record)  # last: marks the sample finished
+
+    def _save_strip(self, path: Path, index: int, recon: Tensor, shown: Tensor | None, truth: Tensor | None,
+                    record: dict) -> None:
+        def label(name: str, rec: dict) -> str:
+            return f"{name} {rec['psnr']:.2f} dB" if "psnr" in rec else name
+
+        panels = [] if truth is None or truth.ndim != 3 else [("truth", _picture(truth))]
+        panels += [] if shown is None else [("measurement", shown)]
+        panels.append((label("reconstruction", record), _picture(recon)))
+        if self.compare_with is not None and self.compare_with.tensors(index).is_file():
+            base = read_safetensors(self.compare_with.tensors(index), "compare_with sample")["reconstruction"]
+            base_rec = image_metrics(base, truth) if truth is not None and truth.shape == base.shape else {}
+            panels.append((label("base", base_rec), _picture(base)))
+        atomic_write(path, lambda p: comparison_strip(panels).save(p, format="png"))
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # Not on_predict_end: Lightning skips that hook on a process that got no batch (a resumed
@@ -249,6 +282,9 @@ class PredictionWriter(BasePredictionWriter):
             atomic_write_json(self.folder.root / "failures.json", summary["failed"])
         else:
             (self.folder.root / "failures.json").unlink(missing_ok=True)
+        save_contact_sheet([self.folder.samples / f"{r['index']:05d}_compare.png" for r in records
+                            if (self.folder.samples / f"{r['index']:05d}_compare.png").is_file()],
+                           self.folder.root / "contact_sheet.png")
         self._log_tensorboard(pl_module, records, summary)
         rank_zero_info(
             f"Wrote {len(records)} samples to {self.folder.root} (metrics.csv, summary.json)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Optional
 import os
 import re
 import sys
@@ -119,6 +120,13 @@ class EquiRegCLI(LightningCLI):
             default=False,
             help="predict: remove the samples of earlier runs in the folder and redo all (default: keep and resume)",
         )
+        parser.add_argument(
+            "--compare_with",
+            type=Optional[str],
+            default=None,
+            help="predict: another run's predictions folder (e.g. the base sampler's); its reconstruction joins "
+            "each sample's side-by-side picture",
+        )
         # One home for each shared setting: the datamodule simulates measurements with the model's
         # operator and seed, and leaves out the samples finished in the run's predictions folder.
         parser.link_arguments("model.init_args.operator", "data.init_args.operator")
@@ -154,6 +162,8 @@ class EquiRegCLI(LightningCLI):
             if isinstance(cb, PredictionWriter):
                 cb.overwrite = cb.overwrite or bool(self.config["predict"].get("overwrite"))
                 cb.fingerprint = fingerprint(self.config["predict"], self.model)
+                if self.config["predict"].get("compare_with"):
+                    cb.set_compare_with(self.config["predict"]["compare_with"])
 
 
 class _DropTips(logging.Filter):

@@ -67,6 +67,28 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, repo_root):
     assert (out / "samples" / "00003.safetensors").stat().st_mtime_ns != first
 
 
+def test_side_by_side_pictures_and_the_contact_sheet(tmp_path, repo_root):
+    """Each sample gets a labelled strip (truth | reconstruction, and the base run's reconstruction
+    with --compare_with), each run a contact sheet of its first strips."""
+    from equireg_lit.utils.figures import GAP, LABEL_HEIGHT, MIN_PANEL_HEIGHT, png_array
+
+    cfg = f"{repo_root}/configs/predict/demo_gaussian.yaml"
+    base, other = tmp_path / "base", tmp_path / "other"
+    common = ["predict", "--config", cfg, "--trainer.enable_progress_bar", "false", "--data.init_args.num_samples", "3"]
+    main(common + ["--trainer.default_root_dir", str(base)])
+    strip = png_array(base / "predictions" / "samples" / "00000_compare.png")
+    # 8x8 panels enlarged to 128 px; the dense measurement vector has no picture
+    assert strip.shape == (MIN_PANEL_HEIGHT + LABEL_HEIGHT, 2 * MIN_PANEL_HEIGHT + GAP, 3)
+    main(common + ["--trainer.default_root_dir", str(other), "--compare_with", str(base / "predictions"),
+                   "--model.init_args.regularizer.init_args.alpha", "1.0"])
+    strip = png_array(other / "predictions" / "samples" / "00002_compare.png")
+    assert strip.shape[1] == 3 * MIN_PANEL_HEIGHT + 2 * GAP
+    sheet = png_array(other / "predictions" / "contact_sheet.png")
+    assert sheet.shape[0] == 3 * strip.shape[0] + 2 * GAP
+    with pytest.raises(SystemExit):
+        main(common + ["--trainer.default_root_dir", str(tmp_path / "x"), "--compare_with", str(tmp_path / "nowhere")])
+
+
 def test_fit_tiny_writes_checkpoint_and_tensorboard(tmp_path, repo_root):
     main(["fit", "--config", f"{repo_root}/tests/configs/fit_tiny.yaml", "--trainer.default_root_dir", str(tmp_path),
           "--model.init_args.export_path", str(tmp_path / "tiny.safetensors")])

@@ -8,10 +8,9 @@ from typing import Literal
 
 import lightning.pytorch as pl
 import torch
-from deepinv.physics import Physics
 from torch import Tensor
 
-import equireg_lit.physics  # noqa: F401  (the task operators, so --help lists them among the operator choices)
+from equireg_lit.physics import TaskOperator
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, DataError
 from equireg_lit.pde.residual import PDEResidual
@@ -31,8 +30,8 @@ class PosteriorSampler(pl.LightningModule):
 
     Args:
         prior: Diffusion prior (epsilon network with its schedule).
-        operator: Forward operator (an ``equireg_lit.physics`` class or any deepinv ``Physics``
-            with ``img_size_chw`` and ``noise_sigma``).
+        operator: Forward operator: an ``equireg_lit.physics`` class (deepinv ``Physics`` with an
+            image size and seeded noise; other deepinv operators fit through ``TaskOperator``).
         solver: Posterior sampler, e.g. ``equireg_lit.solvers.DPS``.
         regularizer: EquiReg penalty added to the data term, or None for the plain solver.
         pde_residual: PDE-residual guidance term (``equireg_lit.pde.PDEResidual``), or None.
@@ -43,7 +42,7 @@ class PosteriorSampler(pl.LightningModule):
     def __init__(
         self,
         prior: DiffusionPrior,
-        operator: Physics,
+        operator: TaskOperator,
         solver: Solver,
         regularizer: EquiReg | None = None,
         pde_residual: PDEResidual | None = None,

@@ -15,7 +15,8 @@ from equireg_lit.probes.objectives import (
 )
 from equireg_lit.probes.report import write_selection_report
 from equireg_lit.regularizer import EquiReg
-from equireg_lit.regularizer.functions import PriorDenoiser
+from equireg_lit.diffusion.priors import DiffusionPrior
+from equireg_lit.regularizer.functions import ManifoldFunction, PriorDenoiser
 from equireg_lit.regularizer.groups import get_group
 from equireg_lit.models.score import check_trains_before_export
 from equireg_lit.utils.io import run_config_text
@@ -92,7 +93,7 @@ class ProbeModule(_ErrorCollector):
 
     def __init__(
         self,
-        f: nn.Module,
+        f: ManifoldFunction,
         group: str = "hflip",
         objective: Objective = "separation",
         form: Literal["equi", "equi_plus"] = "equi",
@@ -195,7 +196,7 @@ class SelectionModule(_ErrorCollector):
         report_dir: Where to write the report (default: the run folder).
     """
 
-    def __init__(self, candidates: dict[str, EquiReg], prior: nn.Module | None = None, report_dir: str | None = None):
+    def __init__(self, candidates: dict[str, EquiReg], prior: DiffusionPrior | None = None, report_dir: str | None = None):
         super().__init__()
         self.candidates = nn.ModuleDict(candidates)
         self.report_dir = report_dir

@@ -12,9 +12,11 @@ from equireg_lit.physics.operators import (
     RandomInpainting,
     SparsePoints,
     SuperResolution,
+    TaskOperator,
 )
 
 __all__ = [
     "BoxInpainting", "MaskInpainting", "RandomInpainting", "SuperResolution", "GaussianBlur", "MotionBlur",
     "FourierPhaseRetrieval", "HighDynamicRange", "DenseGaussian", "SparsePoints", "SeededGaussianNoise", "simulate",
+    "TaskOperator",
 ]

@@ -38,8 +38,11 @@ def _check_img(physics: Physics, shape: tuple[int, ...] | torch.Size, what: str 
         )
 
 
-class _Task:
-    """Mixin: image size, noise level and the shape check shared by every task."""
+class TaskOperator(Physics):
+    """Base of the operators a config can choose (``--model.operator``): a deepinv ``Physics`` with
+    its image size, a per-sample seeded noise model and a shape check. Any other deepinv operator
+    fits by subclassing it together with this class, as the classes below do, e.g.
+    ``class MyOp(TaskOperator, deepinv.physics.Inpainting)`` calling ``self._setup_task`` first."""
 
     img_size_chw: ImgSize
     is_linear: bool = True
@@ -81,7 +84,7 @@ def _box_mask(img_size: ImgSize, box_size: int) -> Tensor:
     return mask
 
 
-class BoxInpainting(_Task, Inpainting):
+class BoxInpainting(TaskOperator, Inpainting):
     """A centered square box of missing pixels (DPS: 128x128 of 256x256; 16x16 of 32x32 here).
 
     Args:
@@ -96,7 +99,7 @@ class BoxInpainting(_Task, Inpainting):
                          noise_model=SeededGaussianNoise(noise_sigma))
 
 
-class RandomInpainting(_Task, Inpainting):
+class RandomInpainting(TaskOperator, Inpainting):
     """A fixed, seeded random set of missing pixels (the same for every channel and sample).
 
     Args:
@@ -122,7 +125,7 @@ class RandomInpainting(_Task, Inpainting):
                          noise_model=SeededGaussianNoise(noise_sigma))
 
 
-class MaskInpainting(_Task, Inpainting):
+class MaskInpainting(TaskOperator, Inpainting):
     """Inpainting with a mask read from a file (measurement mode: the mask that produced y).
 
     Args:
@@ -159,7 +162,7 @@ class MaskInpainting(_Task, Inpainting):
         super().__init__(img_size=self.img_size_chw, mask=(mask > 0.5).float().clone(), noise_model=SeededGaussianNoise(noise_sigma))
 
 
-class SuperResolution(_Task, Downsampling):
+class SuperResolution(TaskOperator, Downsampling):
     """Anti-aliased downsampling by ``factor`` (deepinv ``Downsampling``, circular padding).
 
     Args:
@@ -183,7 +186,7 @@ class SuperResolution(_Task, Downsampling):
                          noise_model=SeededGaussianNoise(noise_sigma))
 
 
-class GaussianBlur(_Task, Blur):
+class GaussianBlur(TaskOperator, Blur):
     """Gaussian blur with reflect padding, as in DPS (kernel 61, sigma 3.0 at 256x256).
 
     The proportional sigma at 32x32 would be 0.375 px, almost the identity; the default here
@@ -207,7 +210,7 @@ class GaussianBlur(_Task, Blur):
         self.img_size = self.img_size_chw
 
 
-class MotionBlur(_Task, Blur):
+class MotionBlur(TaskOperator, Blur):
     """Seeded random motion-blur kernel (deepinv ``MotionBlurGenerator``), reflect padding.
 
     DPS draws 61x61 kernels with intensity 0.5 at 256x256; here a ``kernel_size`` kernel from
@@ -241,7 +244,7 @@ def fft2c(x: Tensor) -> Tensor:
     return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
 
 
-class FourierPhaseRetrieval(_Task, Physics):
+class FourierPhaseRetrieval(TaskOperator, Physics):
     """``y = |F(pad x)|``: Fourier magnitude of the zero-padded image, as in DPS.
 
     deepinv's ``PhaseRetrieval`` measures ``|Bx|^2`` (squared, with a generic B); DPS uses the
@@ -266,7 +269,7 @@ class FourierPhaseRetrieval(_Task, Physics):
         return fft2c(F.pad(x, (p, p, p, p))).abs()
 
 
-class HighDynamicRange(_Task, Physics):
+class HighDynamicRange(TaskOperator, Physics):
     """``y = clip(gain * x, -1, 1)``: saturating exposure (gain 2 in recent papers, where it is
     called alpha; renamed here because ``alpha`` is the EquiReg weight).
 
@@ -288,7 +291,7 @@ class HighDynamicRange(_Task, Physics):
         return (self.gain * x).clamp(-1, 1)
 
 
-class DenseGaussian(_Task, LinearPhysics):
+class DenseGaussian(TaskOperator, LinearPhysics):
     """``y = M x`` with a fixed seeded Gaussian matrix ``M`` (m x n, entries N(0, 1/n)).
 
     A small linear-Gaussian problem whose posterior is known in closed form for a Gaussian
@@ -321,7 +324,7 @@ class DenseGaussian(_Task, LinearPhysics):
         return (y @ self.matrix.to(y)).reshape(y.shape[0], *self.img_size_chw)
 
 
-class SparsePoints(_Task, LinearPhysics):
+class SparsePoints(TaskOperator, LinearPhysics):
     """Observe one channel of a field at a fixed, seeded set of points: ``y = x[:, channel].flat[idx]``.
 
     The sparse-observation operator of DiffusionPDE / FunDPS (about 3 % of the points; 500 of

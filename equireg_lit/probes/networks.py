@@ -7,9 +7,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from equireg_lit.errors import DataError
+from equireg_lit.regularizer.functions import ManifoldFunction
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(ManifoldFunction):
     """Stride-1 conv stack returning a spatial feature map ``[B, out_channels, H, W]``.
 
     Args:
@@ -34,7 +35,7 @@ class SmallCNN(nn.Module):
         return self.net(x)
 
 
-class SmallAutoencoder(nn.Module):
+class SmallAutoencoder(ManifoldFunction):
     """Conv encoder (two stride-2 stages) and decoder back to image space, ``tanh`` output.
 
     Args:
@@ -61,7 +62,7 @@ class SmallAutoencoder(nn.Module):
         return torch.tanh(self.decoder(self.encoder(x)))
 
 
-class TimmFeatures(nn.Module):
+class TimmFeatures(ManifoldFunction):
     """A timm backbone's spatial feature map (``features_only``), so the group can act on it.
 
     Args:

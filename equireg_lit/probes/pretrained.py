@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
+from equireg_lit.regularizer.functions import ManifoldFunction
 from equireg_lit.weights import load_checked, load_state_dict_file, resolve_weights
 
 
-class Pretrained(nn.Module):
+class Pretrained(ManifoldFunction):
     """``module`` with weights loaded (strictly, safely) from ``weights``; never a random init.
 
     Args:
@@ -15,7 +16,7 @@ class Pretrained(nn.Module):
         weights: Shipped short name (``equireg_lit/weights/<name>.safetensors``) or a file path.
     """
 
-    def __init__(self, module: nn.Module, weights: str):
+    def __init__(self, module: ManifoldFunction, weights: str):
         super().__init__()
         path, _ = resolve_weights(weights)
         load_checked(module, load_state_dict_file(path), path)

@@ -12,12 +12,13 @@ two agree.
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from equireg_lit.errors import ConfigError, check_range
+from equireg_lit.regularizer.functions import ManifoldFunction
 from equireg_lit.regularizer.groups import Group, get_group
 
 Form = Literal["equi", "equi_plus"]
@@ -44,7 +45,8 @@ class EquiReg(nn.Module):
     """Equivariance regularizer ``alpha_t * R(x)``, evaluated per sample.
 
     Args:
-        f: The manifold-preferential function (a module or callable ``[B, C, H, W] -> [B, ...]``).
+        f: The manifold-preferential function ``[B, C, H, W] -> [B, ...]`` (a ``ManifoldFunction``;
+            in Python any module or callable).
         group: A :class:`Group` or a group name for :func:`get_group`.
         form: ``equi`` (needs a spatial f output) or ``equi_plus`` (f output shaped like x).
         alpha: Weight multiplied into the returned penalty (0.01 for pixel-space DPS).
@@ -59,7 +61,7 @@ class EquiReg(nn.Module):
 
     def __init__(
         self,
-        f: nn.Module | Callable[[Tensor], Tensor],
+        f: ManifoldFunction,
         group: Group | str,
         form: Form = "equi",
         alpha: float = 0.01,

@@ -1,12 +1,20 @@
-"""Candidate functions f for EquiReg that need no training of their own."""
+"""Candidate functions f for EquiReg: their base class and the ones that need no training."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
+from equireg_lit.diffusion.priors import DiffusionPrior
 
-class PriorDenoiser(nn.Module):
+
+class ManifoldFunction(nn.Module):
+    """Base of the functions f that a config can give EquiReg (the prior's denoiser, probes,
+    pretrained networks): ``[B, C, H, W] -> [B, ...]``. Subclass it to use your own network, so
+    that ``--help`` lists this project's choices rather than every ``torch.nn.Module``."""
+
+
+class PriorDenoiser(ManifoldFunction):
     """The prior's own clean estimate at a fixed small timestep: ``f(x) = x0_hat(sqrt(abar_t0) x, t0)``.
 
     The input is scaled as the forward process scales clean images, with no noise added, so f
@@ -19,7 +27,7 @@ class PriorDenoiser(nn.Module):
         prior: A separate diffusion prior to use as f (None: the sampler's prior).
     """
 
-    def __init__(self, t0: int = 20, prior: nn.Module | None = None):
+    def __init__(self, t0: int = 20, prior: DiffusionPrior | None = None):
         super().__init__()
         if t0 < 0:
             raise ValueError(f"t0 must be >= 0, got {t0}")
@@ -27,7 +35,7 @@ class PriorDenoiser(nn.Module):
         self.own_prior = prior
         self._prior: list = [prior] if prior is not None else []  # a list: not registered twice
 
-    def bind(self, prior: nn.Module) -> "PriorDenoiser":
+    def bind(self, prior: DiffusionPrior) -> "PriorDenoiser":
         """Use ``prior`` unless a separate one was given."""
         if self.own_prior is None:
             self._prior[:] = [prior]
@@ -46,7 +54,7 @@ class PriorDenoiser(nn.Module):
         return prior.x0(x_t, t)
 
 
-class FixedConv(nn.Module):
+class FixedConv(ManifoldFunction):
     """A fixed (untrained) 3x3 convolution; with an asymmetric kernel it is not flip-equivariant.
 
     Args:
