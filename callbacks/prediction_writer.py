@@ -189,6 +189,8 @@ class PredictionWriter(BasePredictionWriter):
             truth = None if prediction["truth"] is None else prediction["truth"][j]
             record: dict = {"index": index, "seconds": per_sample_seconds, "network_seconds": per_sample_network,
                             "nfe": prediction["nfe"]}
+            if prediction.get("data_residual") is not None:
+                record["data_residual"] = float(prediction["data_residual"][j])
             if prediction.get("label") is not None:
                 record["label"] = int(prediction["label"][j])
             if truth is not None:

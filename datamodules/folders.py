@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from equireg_lit.data import read_measurement
+from equireg_lit.data.prediction import IMAGE_SUFFIXES
 from equireg_lit.datamodules.base import PredictDataModule
 from equireg_lit.errors import ConfigError, DataError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
 def _list_images(root: str | Path) -> list[Path]:
@@ -105,22 +104,37 @@ class ImageFolderDataModule(PredictDataModule):
 
 
 class MeasurementDataset(Dataset):
-    """``NNNNN.safetensors`` files holding a measurement ``y``; the index is the file's number.
+    """Measurement files, one sample each: ``NNNNN.safetensors`` (key ``y``, any shape) or images
+    (PNG/JPEG: a photo with a hole, a blurred or a low-resolution photo). The index is the number
+    in the file name when every name is a number, else the position in sorted name order.
 
-    Every file is checked when the dataset is built (readable safetensors, key ``y``, finite
-    values, one shape for all), so a bad file is named before any sampling.
+    Every file is checked when the dataset is built (readable, finite, one shape for all), so a
+    bad file is named before any sampling.
+
+    Args:
+        root: The folder.
+        channels: Channels an image is converted to (the operator's).
+        from_image: Turns an image into the operator's measurement (e.g. inpainting masks it:
+            ``TaskOperator.measurement_from_image``).
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, channels: int | None = None,
+                 from_image: Callable[[torch.Tensor], torch.Tensor] | None = None):
         root = Path(root)
         if not root.is_dir():
             raise DataError(f"measurement folder not found: {root}; check root")
-        self.files = sorted(p for p in root.glob("*.safetensors") if p.stem.isdigit())
+        self.channels, self.from_image = channels, from_image
+        self.files = sorted(p for p in root.iterdir()
+                            if p.suffix == ".safetensors" and p.stem.isdigit() or p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
-            raise DataError(f"no NNNNN.safetensors measurement files (key 'y') in {root}")
+            raise DataError(f"no measurement files in {root}: NNNNN.safetensors (key 'y') or PNG/JPEG images")
+        numbered = all(p.stem.isdigit() for p in self.files)
+        self.file_indices = [int(p.stem) if numbered else i for i, p in enumerate(self.files)]
+        if len(set(self.file_indices)) < len(self.files):
+            raise DataError(f"two measurement files in {root} have the same number; rename one")
         shapes: dict[tuple, Path] = {}
-        for path in self.files:
-            shapes.setdefault(tuple(read_measurement(path).shape), path)
+        for i in range(len(self.files)):
+            shapes.setdefault(tuple(self[i]["y"].shape), self.files[i])
         if len(shapes) > 1:
             (s0, f0), (s1, f1) = list(shapes.items())[:2]
             raise DataError(
@@ -133,16 +147,23 @@ class MeasurementDataset(Dataset):
 
     @property
     def indices(self) -> list[int]:
-        return [int(p.stem) for p in self.files]
+        return self.file_indices
 
     def __getitem__(self, i: int) -> dict:
-        return {"y": read_measurement(self.files[i]), "index": int(self.files[i].stem)}
+        path = self.files[i]
+        y = read_measurement(path, self.channels)
+        if path.suffix != ".safetensors" and self.from_image is not None:
+            with torch.no_grad():
+                y = self.from_image(y[None])[0]
+        return {"y": y, "index": self.file_indices[i]}
 
 
 class MeasurementDataModule(PredictDataModule):
-    """Real measurements for ``mode: measurement``: a folder of ``NNNNN.safetensors`` files with
-    key ``y`` (one measurement each, without batch axis). The operator's parameters (mask, kernel)
-    come from the operator's config, e.g. ``MaskInpainting(mask_path=...)``.
+    """Real measurements for ``mode: measurement``: a folder of measurement files, one sample each:
+    images (PNG/JPEG, for image-valued measurements: inpainting, super-resolution, blurs, HDR) or
+    ``NNNNN.safetensors`` with key ``y`` (any measurement, without batch axis). The operator's
+    parameters (mask, kernel) come from the operator's config, e.g.
+    ``MaskInpainting(mask_path=...)``, ``KernelBlur(kernel_path=...)``.
 
     Args:
         root: Folder with the measurement files.
@@ -161,7 +182,9 @@ class MeasurementDataModule(PredictDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.dataset is None:
-            self.dataset = MeasurementDataset(self.root)
+            op = self.operator
+            channels = tuple(op.img_size_chw)[0] if op is not None and hasattr(op, "img_size_chw") else None
+            self.dataset = MeasurementDataset(self.root, channels, getattr(op, "measurement_from_image", None))
 
     def predict_source(self) -> MeasurementDataset:
         return self.dataset

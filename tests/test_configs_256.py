@@ -72,3 +72,31 @@ def test_missing_checkpoint_names_the_file_and_where_to_get_it(tmp_path, photo_f
         run_entry("ffhq256_sr4_dps.yaml", tmp_path, photo_folder, tmp_path / "nowhere" / "ffhq_10m.pt", size=64)
     err = capsys.readouterr().err
     assert "ffhq_10m.pt" in err and "docs/priors.md" in err
+
+
+def run_measured(family: str, root, weights) -> dict:
+    main(["predict", "--config", os.path.join(ROOT, "configs", "predict", f"ffhq256_measured_{family}.yaml"),
+          "--model.init_args.prior.init_args.weights", str(weights),
+          "--model.init_args.solver.init_args.num_steps", "1", "--trainer.default_root_dir", str(root),
+          "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"])
+    return json.loads((root / "predictions" / "summary.json").read_text())
+
+
+def test_own_photo_with_a_hole_restores_in_measurement_mode(tmp_path, stand_in_checkpoint, monkeypatch):
+    """The three-step recipe on the example photo: PNG in, side-by-side PNG and the data
+    residual out (no ground truth, so no PSNR)."""
+    from equireg_lit.utils.figures import GAP, png_array
+
+    monkeypatch.chdir(ROOT)  # the example configs name repository-relative files
+    summary = run_measured("inpainting", tmp_path, stand_in_checkpoint)
+    assert summary["num_samples"] == 1 and "psnr" not in summary
+    assert 0 < summary["data_residual"]["mean"] < 10
+    strip = png_array(tmp_path / "predictions" / "samples" / "00000_compare.png")
+    assert strip.shape[1] == 2 * 256 + GAP  # measurement | reconstruction
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["deblur", "sr4"])
+def test_own_blurred_or_small_photo_restores_in_measurement_mode(family, tmp_path, stand_in_checkpoint, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert run_measured(family, tmp_path, stand_in_checkpoint)["num_samples"] == 1

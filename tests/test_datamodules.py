@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from equireg_lit.datamodules import ImageFolderDataModule, MeasurementDataModule
@@ -46,3 +47,54 @@ def test_natural32_splits_by_source_and_crops_textured_patches():
     again = patches(img, 6, torch.Generator().manual_seed(0))
     assert p.shape == (6, 1, 32, 32) and torch.equal(p, again)
     assert (p.flatten(1).std(1) >= MIN_STD).all()
+
+
+def test_image_measurements_are_read_masked_and_numbered(tmp_path):
+    """A folder of PNGs is a measurement set: non-images are ignored, names that are not numbers
+    are numbered in sorted order, inpainting keeps only observed pixels, a bad file is named."""
+    import numpy as np
+    from PIL import Image
+
+    from equireg_lit.datamodules.folders import MeasurementDataset
+    from equireg_lit.errors import DataError
+    from equireg_lit.physics import MaskInpainting
+
+    mask = np.full((8, 8), 255, np.uint8)
+    mask[2:5, 2:5] = 0
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    photos = tmp_path / "y"
+    photos.mkdir()
+    for name in ("b.png", "a.jpg"):
+        Image.fromarray(np.full((8, 8, 3), 255, np.uint8)).save(photos / name)
+    (photos / "notes.txt").write_text("ignored")
+    op = MaskInpainting(str(tmp_path / "mask.png"), img_size=(3, 8, 8))
+    ds = MeasurementDataset(photos, channels=3, from_image=op.measurement_from_image)
+    assert len(ds) == 2 and ds.indices == [0, 1] and ds.files[0].name == "a.jpg"
+    y = ds[0]["y"]
+    assert y.shape == (3, 8, 8) and y[:, 3, 3].eq(0).all() and torch.allclose(y[:, 0, 0], torch.ones(3))
+    assert MeasurementDataset(photos, channels=1)[1]["y"].shape == (1, 8, 8)
+    (photos / "c.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="c.png cannot be read"):
+        MeasurementDataset(photos, channels=3)
+
+
+def test_kernel_blur_reads_npy_and_png_and_names_bad_files(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from equireg_lit.errors import DataError
+    from equireg_lit.physics import KernelBlur
+
+    k = np.zeros((5, 5), np.float32)
+    k[2, :] = 1.0
+    np.save(tmp_path / "k.npy", k)
+    Image.fromarray((k * 255).astype(np.uint8)).save(tmp_path / "k.png")
+    a, b = KernelBlur(str(tmp_path / "k.npy"), img_size=(1, 8, 8)), KernelBlur(str(tmp_path / "k.png"), img_size=(1, 8, 8))
+    assert torch.allclose(a.filter, b.filter) and abs(float(a.filter.sum()) - 1) < 1e-6
+    x = torch.randn(1, 1, 8, 8)
+    assert torch.allclose(a.A(x), b.A(x))
+    np.save(tmp_path / "bad.npy", -k)
+    with pytest.raises(DataError, match="bad.npy must hold one finite, non-negative"):
+        KernelBlur(str(tmp_path / "bad.npy"), img_size=(1, 8, 8))
+    with pytest.raises(DataError, match="kernel file not found"):
+        KernelBlur(str(tmp_path / "nope.npy"))

@@ -76,8 +76,28 @@ class PredictionSet(Dataset):
         return batch
 
 
-def read_measurement(path: str | Path) -> Tensor:
-    """The measurement ``y`` of one ``NNNNN.safetensors`` file, checked: readable, has ``y``, finite."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def read_measurement(path: str | Path, channels: int | None = None) -> Tensor:
+    """The measurement ``y`` of one file, checked: ``NNNNN.safetensors`` with key ``y`` (any shape,
+    finite), or an image (PNG/JPEG...: an image-valued measurement such as a photo with a hole, a
+    blurred or a low-resolution photo) as ``[C, H, W]`` in [-1, 1], converted to ``channels``
+    (1: grayscale, 3: RGB) when given."""
+    path = Path(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        import numpy as np
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as im:
+                mode = {1: "L", 3: "RGB"}.get(channels or (1 if im.mode in ("L", "I", "I;16", "1") else 3), "RGB")
+                arr = np.asarray(im.convert(mode), dtype=np.float32) / 255.0
+        except (OSError, UnidentifiedImageError) as err:
+            raise DataError(f"measurement image {path} cannot be read ({err}); replace or remove the file") from None
+        img = torch.from_numpy(arr)
+        img = img[None] if img.ndim == 2 else img.permute(2, 0, 1)
+        return img.contiguous() * 2 - 1
     d = read_safetensors(path, "measurement file")
     if "y" not in d:
         raise DataError(f"measurement file {path} has no tensor 'y' (found {sorted(d) or 'nothing'}); save y under the key 'y'")

@@ -126,7 +126,10 @@ class PosteriorSampler(pl.LightningModule):
             if bar is not None:
                 bar.close()
         f_evals = (self.regularizer.f_evaluations - f_before) if self.regularizer is not None else 0
+        with torch.no_grad():  # data consistency ||y - A(x)|| / ||y||, per sample, in either mode
+            misfit = (y - self.operator.A(out.x)).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1).clamp_min(1e-12)
         return {
+            "data_residual": misfit.detach().cpu(),
             "index": indices,
             "reconstruction": out.x.detach().cpu(),
             "measurement": y.detach().cpu(),

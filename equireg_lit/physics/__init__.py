@@ -7,6 +7,7 @@ from equireg_lit.physics.operators import (
     FourierPhaseRetrieval,
     GaussianBlur,
     HighDynamicRange,
+    KernelBlur,
     MaskInpainting,
     MotionBlur,
     RandomInpainting,
@@ -16,7 +17,7 @@ from equireg_lit.physics.operators import (
 )
 
 __all__ = [
-    "BoxInpainting", "MaskInpainting", "RandomInpainting", "SuperResolution", "GaussianBlur", "MotionBlur",
+    "BoxInpainting", "MaskInpainting", "RandomInpainting", "SuperResolution", "GaussianBlur", "MotionBlur", "KernelBlur",
     "FourierPhaseRetrieval", "HighDynamicRange", "DenseGaussian", "SparsePoints", "SeededGaussianNoise", "simulate",
     "TaskOperator",
 ]

@@ -61,6 +61,12 @@ class TaskOperator(Physics):
     def check_input(self, shape: tuple[int, ...] | torch.Size, what: str = "data") -> None:
         _check_img(self, shape, what)
 
+    def measurement_from_image(self, img: Tensor) -> Tensor:
+        """The measurement ``y`` given as a picture (a photo with a hole, a blurred or small photo):
+        as it is, except that inpainting keeps only the observed pixels (``A`` is a projection, so
+        whatever fills the hole in the file does not enter the likelihood)."""
+        return self.A(img) if isinstance(self, Inpainting) else img
+
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
         obj.__dict__["_init_args"] = (args, kwargs)
@@ -235,6 +241,38 @@ class MotionBlur(TaskOperator, Blur):
         self._setup_task(img_size, noise_sigma)
         gen = MotionBlurGenerator((kernel_size, kernel_size), rng=torch.Generator().manual_seed(kernel_seed), l=length)
         kernel = gen.step(1, seed=kernel_seed)["filter"]
+        super().__init__(filter=kernel, padding="reflect", noise_model=SeededGaussianNoise(noise_sigma))
+        self.img_size = self.img_size_chw
+
+
+class KernelBlur(TaskOperator, Blur):
+    """Blur with a kernel read from a file (your own blurred photos), reflect padding.
+
+    Args:
+        kernel_path: ``.npy`` array ``[k, k]`` or a grayscale PNG; normalized to sum 1.
+        img_size: ``[C, H, W]``.
+        noise_sigma: Gaussian measurement noise.
+    """
+
+    def __init__(self, kernel_path: str, img_size: ImgSize = (3, 256, 256), noise_sigma: float = 0.05):
+        from pathlib import Path
+
+        import numpy as np
+
+        self._setup_task(img_size, noise_sigma)
+        path = Path(kernel_path)
+        if not path.is_file():
+            raise DataError(f"kernel file not found: {path}; check kernel_path")
+        if path.suffix.lower() == ".npy":
+            kernel = torch.from_numpy(np.load(path, allow_pickle=False)).float()
+        else:
+            from PIL import Image
+
+            kernel = torch.from_numpy(np.asarray(Image.open(path).convert("L"), dtype=np.float32))
+        if kernel.ndim != 2 or not torch.isfinite(kernel).all() or (kernel < 0).any() or kernel.sum() <= 0:
+            raise DataError(f"kernel file {path} must hold one finite, non-negative 2-D kernel with a positive "
+                            f"sum (got shape {list(kernel.shape)})")
+        kernel = (kernel / kernel.sum()).reshape(1, 1, *kernel.shape)
         super().__init__(filter=kernel, padding="reflect", noise_model=SeededGaussianNoise(noise_sigma))
         self.img_size = self.img_size_chw
 
