@@ -8,16 +8,16 @@ and the predictions folder from ``trainer.default_root_dir``, so none of them is
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
-from deepinv.physics import Physics
 import sys
 
+import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from equireg_lit.data import PredictionFolder, PredictionSet, Split
 from equireg_lit.data.prediction import dataset_indices
 from equireg_lit.errors import ConfigError
+from equireg_lit.physics import TaskOperator
 
 
 @rank_zero_only
@@ -77,7 +77,7 @@ class PredictDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         predict_start: int = 0,
         predict_limit: int | None = None,
-        operator: Physics | None = None,
+        operator: TaskOperator | None = None,
         measurement_seed: int = 0,
         predictions_dir: str | None = None,
     ):
