@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-ScheduleName = Literal["linear", "cosine"]
+ScheduleName = Literal["linear", "scaled_linear", "cosine"]
 
 
 class NoiseSchedule:
@@ -16,7 +16,8 @@ class NoiseSchedule:
 
     Args:
         name: ``linear`` (betas from ``beta_start`` to ``beta_end``, the schedule of the standard
-            DPS / guided-diffusion checkpoints) or ``cosine`` (Nichol & Dhariwal 2021).
+            DPS / guided-diffusion checkpoints), ``scaled_linear`` (square roots linear, diffusers'
+            name; latent diffusion models) or ``cosine`` (Nichol & Dhariwal 2021).
         num_train_timesteps: T, the number of discrete timesteps (1000 for the standard checkpoints).
         beta_start: First beta of the linear schedule.
         beta_end: Last beta of the linear schedule.
@@ -31,13 +32,15 @@ class NoiseSchedule:
     ):
         if name == "linear":
             betas = torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
+        elif name == "scaled_linear":
+            betas = torch.linspace(beta_start**0.5, beta_end**0.5, num_train_timesteps, dtype=torch.float64) ** 2
         elif name == "cosine":
             s = 0.008
             steps = torch.arange(num_train_timesteps + 1, dtype=torch.float64) / num_train_timesteps
             f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
             betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
         else:
-            raise ValueError(f"unknown noise schedule {name!r}; valid: linear, cosine")
+            raise ValueError(f"unknown noise schedule {name!r}; valid: linear, scaled_linear, cosine")
         self.name = name
         self.num_train_timesteps = num_train_timesteps
         self.betas = betas

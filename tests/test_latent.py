@@ -1,0 +1,65 @@
+"""Latent diffusion priors: a tiny diffusers pipeline saved with save_pretrained loads back, its
+schedule equals diffusers', encode / decode are differentiable and scaled, and a bad directory is
+one named error."""
+
+import json
+
+import pytest
+import torch
+
+from equireg_lit.diffusion import LatentDiffusionPrior, save_latent_pipeline
+from equireg_lit.errors import DataError
+
+
+def tiny_pipeline(tmp_path, kind: str = "vq"):
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DModel, VQModel
+
+    torch.manual_seed(0)
+    common = dict(in_channels=1, out_channels=1, latent_channels=2, block_out_channels=(8, 16), layers_per_block=1,
+                  norm_num_groups=4, down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
+    ae = VQModel(num_vq_embeddings=16, vq_embed_dim=2, scaling_factor=0.5, **common) if kind == "vq" else \
+        AutoencoderKL(scaling_factor=0.5, **common)
+    unet = UNet2DModel(sample_size=8, in_channels=2, out_channels=2, block_out_channels=(8, 16), layers_per_block=1,
+                       norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "UpBlock2D"))
+    sched = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.0015, beta_end=0.0195, num_train_timesteps=1000)
+    return save_latent_pipeline(tmp_path / f"ldm_{kind}", ae, unet, sched), ae, unet, sched
+
+
+@pytest.mark.parametrize("kind", ["vq", "kl"])
+def test_a_saved_pipeline_loads_back_with_its_schedule_and_scaling(tmp_path, kind):
+    path, ae, unet, sched = tiny_pipeline(tmp_path, kind)
+    prior = LatentDiffusionPrior(str(path))
+    assert (prior.channels, prior.image_size, prior.image_channels, prior.pixel_size) == (2, 8, 1, 16)
+    assert torch.allclose(prior.schedule.alphas_cumprod.float(), sched.alphas_cumprod, atol=1e-6)
+    x = torch.rand(3, 1, 16, 16) * 2 - 1
+    z = prior.encode(x)
+    assert z.shape == (3, 2, 8, 8)
+    with torch.no_grad():  # the scaling factor travels: latents are the autoencoder's times 0.5
+        raw = ae.encode(x).latents if kind == "vq" else ae.encode(x).latent_dist.mode()
+    assert torch.allclose(z, 0.5 * raw, atol=1e-5)
+    t = torch.tensor([10, 500, 999])
+    assert torch.allclose(prior(z, t), unet(z, t).sample, atol=1e-5)
+    # decode is differentiable (straight-through through the VQ codebook)
+    zr = z.detach().requires_grad_(True)
+    prior.decode(zr).pow(2).sum().backward()
+    assert zr.grad is not None and torch.isfinite(zr.grad).all() and zr.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"takes \[B, 1x16x16\] images"):
+        prior.check_image((1, 3, 16, 16))
+
+
+def test_bad_directories_are_one_named_error(tmp_path):
+    with pytest.raises(DataError, match="latent diffusion directory not found"):
+        LatentDiffusionPrior(str(tmp_path / "nowhere"))
+    path, *_ = tiny_pipeline(tmp_path)
+    (path / "scheduler" / "scheduler_config.json").unlink()
+    with pytest.raises(DataError, match="no scheduler_config.json"):
+        LatentDiffusionPrior(str(path))
+    path, *_ = tiny_pipeline(tmp_path / "b")
+    cfg = path / "scheduler" / "scheduler_config.json"
+    cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "prediction_type": "v_prediction"}))
+    with pytest.raises(DataError, match="only epsilon networks"):
+        LatentDiffusionPrior(str(path))
+    (path / "vqvae").rename(path / "autoencoder")
+    with pytest.raises(DataError, match=r"no autoencoder \(vqvae/ or vae/\)"):
+        LatentDiffusionPrior(str(path))
