@@ -101,8 +101,9 @@ class LatentDiffusionPrior(DiffusionPrior):
             return self.autoencoder.decode(z, force_not_quantize=not self.quantize).sample
         return self.autoencoder.decode(z).sample
 
-    def check_image(self, shape: tuple[int, ...] | torch.Size, what: str = "data") -> None:
-        """Raise a clear error when images of ``shape`` do not match the autoencoder."""
+    def check_input(self, shape: tuple[int, ...] | torch.Size, what: str = "data") -> None:
+        """Raise a clear error when images of ``shape`` (what a user gives: the sampler works on
+        their latents) do not match the autoencoder."""
         if len(shape) != 4 or shape[1] != self.image_channels or (
                 self.pixel_size is not None and tuple(shape[-2:]) != (self.pixel_size, self.pixel_size)):
             size = "" if self.pixel_size is None else f"x{self.pixel_size}x{self.pixel_size}"

@@ -15,7 +15,7 @@ from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, DataError
 from equireg_lit.pde.residual import PDEResidual
 from equireg_lit.regularizer import EquiReg
-from equireg_lit.regularizer.functions import PriorDenoiser
+from equireg_lit.regularizer.functions import LatentDecoder, PriorDenoiser
 from equireg_lit.rng import STREAM_REGULARIZER, STREAM_SOLVER, sample_generators
 from equireg_lit.solvers.base import Guidance, Solver
 from equireg_lit.utils import signals
@@ -60,8 +60,13 @@ class PosteriorSampler(pl.LightningModule):
         self.pde_residual = pde_residual
         self.seed = seed
         self.mode = mode
+        if getattr(solver, "latent", False) != hasattr(prior, "decode"):
+            raise ConfigError(
+                f"{type(solver).__name__} with {type(prior).__name__}: a latent prior needs a latent solver "
+                "(equireg_lit.solvers.LatentDPS) and a pixel prior a pixel solver (DPS, DiffPIR, DAPS, SITCOM)"
+            )
         if regularizer is not None:
-            if isinstance(regularizer.f, PriorDenoiser):
+            if isinstance(regularizer.f, (PriorDenoiser, LatentDecoder)):
                 regularizer.f.bind(self.prior)
             if isinstance(regularizer.f, torch.nn.Module):
                 regularizer.f.requires_grad_(False).eval()

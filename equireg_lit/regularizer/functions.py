@@ -54,6 +54,34 @@ class PriorDenoiser(ManifoldFunction):
         return prior.x0(x_t, t)
 
 
+class LatentDecoder(ManifoldFunction):
+    """A latent prior's decoder as f (form ``equi``: ``D(g z)`` against ``g D(z)``, compared in
+    pixel space), or encoder after decoder (``reencode``; form ``equi_plus``: EquiCon, compared in
+    latent space). The posterior sampler binds its latent prior, as for ``PriorDenoiser``.
+
+    Args:
+        reencode: Return ``E(D(z))`` instead of ``D(z)``.
+    """
+
+    def __init__(self, reencode: bool = False):
+        super().__init__()
+        self.reencode = reencode
+        self._prior: list = []
+
+    def bind(self, prior: DiffusionPrior) -> "LatentDecoder":
+        if not hasattr(prior, "decode"):
+            raise ValueError(f"LatentDecoder needs a latent prior (with decode), got {type(prior).__name__}")
+        self._prior[:] = [prior]
+        return self
+
+    def forward(self, z: Tensor) -> Tensor:
+        if not self._prior:
+            raise RuntimeError("LatentDecoder is not bound to a latent prior; the posterior sampler binds it")
+        prior = self._prior[0]
+        x = prior.decode(z)
+        return prior.encode(x) if self.reencode else x
+
+
 class FixedConv(ManifoldFunction):
     """A fixed (untrained) 3x3 convolution; with an asymmetric kernel it is not flip-equivariant.
 

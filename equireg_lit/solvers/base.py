@@ -33,6 +33,8 @@ class Guidance:
         regularizer: Optional EquiReg penalty, added to each sample's data term.
         reg_generators: One generator per sample for the group draws (batch-independent results).
         residual: Optional per-sample physics term (e.g. ``equireg_lit.pde.PDEResidual``).
+        to_pixels: Maps the sampler's variable to the operator's domain (a latent prior's
+            decoder); None: the sampler works in pixel space. EquiReg sees the sampler's variable.
     """
 
     def __init__(
@@ -42,23 +44,30 @@ class Guidance:
         regularizer: EquiReg | None = None,
         reg_generators: list[torch.Generator] | None = None,
         residual: Callable[[Tensor], Tensor] | None = None,
+        to_pixels: Callable[[Tensor], Tensor] | None = None,
     ):
         self.physics = physics
         self.y = y
         self.regularizer = regularizer
         self.reg_generators = reg_generators
         self.residual = residual
+        self.to_pixels = to_pixels
+
+    def in_latent_space(self, decode: Callable[[Tensor], Tensor]) -> "Guidance":
+        """The same guidance for a sampler of latents: the operator sees ``decode(z)``."""
+        return Guidance(self.physics, self.y, self.regularizer, self.reg_generators, self.residual, decode)
 
     def data_term(self, x0: Tensor) -> Tensor:
         """``||y_i - A(x0_i)||`` per sample (the norm, not its square, as in DPS)."""
-        r = self.y - self.physics.A(x0)
+        x = x0 if self.to_pixels is None else self.to_pixels(x0)
+        r = self.y - self.physics.A(x)
         return r.reshape(r.shape[0], -1).norm(dim=1)
 
     def loss(self, x0: Tensor, step: int, total_steps: int) -> Tensor:
         """Per-sample loss whose gradient drives guidance."""
         loss = self.data_term(x0)
         if self.residual is not None:
-            loss = loss + self.residual(x0)
+            loss = loss + self.residual(x0 if self.to_pixels is None else self.to_pixels(x0))
         if self.regularizer is not None:
             loss = loss + self.regularizer(x0, step=step, total_steps=total_steps, generator=self.reg_generators)
         return loss
@@ -138,6 +147,7 @@ class Solver(ABC):
     """Base class of samplers. Subclasses implement :meth:`sample`."""
 
     num_steps: int
+    latent = False  # samples a latent prior's latents and returns decoded images
 
     @abstractmethod
     def sample(self, prior: DiffusionPrior, shape: tuple[int, ...], generators: list[torch.Generator],
