@@ -107,3 +107,26 @@ def test_latent_and_pixel_solvers_refuse_the_other_kind_of_prior(tmp_path):
         PosteriorSampler(LatentDiffusionPrior(str(path)), op, DPS())
     with pytest.raises(ConfigError, match="a latent prior needs a latent solver"):
         PosteriorSampler(GaussianPrior(), op, LatentDPS())
+
+
+def test_psld_is_latent_dps_plus_the_gluing_term_and_needs_a_linear_operator(tmp_path):
+    from equireg_lit.errors import ConfigError
+    from equireg_lit.physics import BoxInpainting, HighDynamicRange
+    from equireg_lit.solvers import PSLD, Guidance, LatentDPS
+
+    path, *_ = tiny_pipeline(tmp_path)
+    prior = LatentDiffusionPrior(str(path)).requires_grad_(False)
+    op = BoxInpainting(img_size=(1, 16, 16), box_size=8, noise_sigma=0.0)
+    y = op.A(torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1)
+
+    def run(solver, physics=op, meas=y):
+        gens = [torch.Generator().manual_seed(i) for i in range(2)]
+        return solver.sample(prior, (2, 1, 16, 16), gens, Guidance(physics, meas)).x
+
+    # Without the gluing term PSLD is latent DPS with zeta = omega.
+    assert torch.allclose(run(PSLD(num_steps=10, omega=0.3, gamma=0.0)), run(LatentDPS(num_steps=10, zeta=0.3, eta=0.0)))
+    glued = run(PSLD(num_steps=10, omega=0.3, gamma=0.3))
+    assert glued.shape == (2, 1, 16, 16) and not torch.allclose(glued, run(PSLD(num_steps=10, omega=0.3, gamma=0.0)))
+    hdr = HighDynamicRange(img_size=(1, 16, 16))
+    with pytest.raises(ConfigError, match="gluing term needs a linear operator"):
+        run(PSLD(num_steps=2), hdr, hdr.A(torch.zeros(2, 1, 16, 16)))

@@ -34,6 +34,10 @@ class LatentDPS(DPS):
         super().__init__(num_steps=num_steps, zeta=zeta, eta=eta, clip_x0=clip_x0,
                          divergence_threshold=divergence_threshold)
 
+    def latent_guidance(self, guidance: Guidance, prior: LatentDiffusionPrior) -> Guidance:
+        """The guidance on latents: the operator sees the decoded estimate."""
+        return guidance.in_latent_space(prior.decode)
+
     def sample(self, prior: LatentDiffusionPrior, shape: tuple[int, ...], generators: list[torch.Generator],
                guidance: Guidance | None = None, on_step: StepCallback | None = None) -> SamplerOutput:
         """``shape`` is the images' ``[B, C, H, W]``; sampling runs on ``prior``'s latents."""
@@ -41,7 +45,7 @@ class LatentDPS(DPS):
             raise ConfigError(f"{type(self).__name__} needs a LatentDiffusionPrior, got {type(prior).__name__}; "
                               "for pixel-space priors use DPS")
         latent_shape = (shape[0], prior.channels, prior.image_size, prior.image_size)
-        latent_guidance = None if guidance is None else guidance.in_latent_space(prior.decode)
+        latent_guidance = None if guidance is None else self.latent_guidance(guidance, prior)
         out = super().sample(prior, latent_shape, generators, latent_guidance, on_step)
         with torch.no_grad():
             out.x = prior.decode(out.x)
