@@ -98,7 +98,8 @@ def test_outputs_and_resume(tmp_path):
     files = sorted(p.name for p in (out / "samples").iterdir())
     assert "00007.json" in files and "00007.safetensors" in files and "00007_truth.png" in files
     lines = (out / "metrics.csv").read_text().splitlines()
-    assert lines[0].startswith("index,psnr") and len(lines) == 9
+    header = lines[0].split(",")
+    assert header[0] == "index" and {"psnr", "data_residual"} <= set(header) and len(lines) == 9
     import json
 
     summary = json.loads((out / "summary.json").read_text())
