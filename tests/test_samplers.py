@@ -177,3 +177,18 @@ def test_deepinv_dps_runs_deepinvs_sampler_and_refuses_what_it_lacks(problem):
                                        Guidance(op, y[:1], EquiReg(torch.nn.Identity(), "hflip")))
     with pytest.raises(ConfigError, match="weight"):
         DeepinvDPS(weight=-1.0)
+
+
+def test_failures_are_zeroed_and_remembered_at_their_first_step():
+    from equireg_lit.solvers.base import SamplingRun
+
+    run = SamplingRun()
+    x = torch.ones(3, 1, 2, 2)
+    assert torch.equal(run.drop_failed(x, 0), x) and run.failed == {}
+    x[1, 0, 0, 0] = float("nan")
+    x[2] = 50.0
+    y = run.drop_failed(x, 4, bound=10.0)
+    assert run.failed == {1: 4, 2: 4} and y[1].eq(0).all() and y[2].eq(0).all() and y[0].eq(1).all()
+    x[0] = float("inf")
+    run.drop_failed(x, 7, bound=10.0)
+    assert run.failed == {0: 7, 1: 4, 2: 4}  # the first failing step stays

@@ -115,8 +115,26 @@ class SamplingRun:
 
     def __init__(self) -> None:
         self.t_start = time.perf_counter()
-        self.failed: dict[int, int] = {}
+        self.failed_at: Tensor | None = None  # per sample: first failing step, -1 while fine
         self.net = Timer()
+
+    def drop_failed(self, x: Tensor, step: int, bound: float = float("inf")) -> Tensor:
+        """Zero the samples of ``x`` that are NaN, inf or beyond ``bound`` in absolute value and
+        remember the first step each failed at, without a host sync (failures are read once, at
+        the end of the run)."""
+        flat = x.reshape(x.shape[0], -1)
+        bad = ~torch.isfinite(flat).all(dim=1) | (flat.abs().amax(dim=1) > bound)
+        if self.failed_at is None:
+            self.failed_at = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
+        self.failed_at = torch.where(bad & (self.failed_at < 0), step, self.failed_at)
+        return torch.where(bad.view(-1, *([1] * (x.ndim - 1))), torch.zeros_like(x), x)
+
+    @property
+    def failed(self) -> dict[int, int]:
+        """Batch position -> first failing step."""
+        if self.failed_at is None:
+            return {}
+        return {j: s for j, s in enumerate(self.failed_at.tolist()) if s >= 0}
 
     def output(self, x: Tensor, nfe: int) -> SamplerOutput:
         """The run's result with ``nfe`` network evaluations per sample."""
@@ -129,18 +147,6 @@ def initial_noise(prior: DiffusionPrior, shape: tuple[int, ...], generators: lis
     device = next((p.device for p in prior.parameters()), torch.device("cpu"))
     dtype = next((p.dtype for p in prior.parameters()), torch.float32)
     return per_sample_randn(shape, generators, torch.empty((), device=device, dtype=dtype))
-
-
-def drop_failed(x: Tensor, failed: dict[int, int], step: int, bound: float = float("inf")) -> Tensor:
-    """Zero the samples of ``x`` that are NaN, inf or beyond ``bound`` in absolute value, recording
-    in ``failed`` (batch position -> step) the first step each failed at."""
-    flat = x.reshape(x.shape[0], -1)
-    bad = ~torch.isfinite(flat).all(dim=1) | (flat.abs().amax(dim=1) > bound)
-    if not bad.any():
-        return x
-    for j in bad.nonzero().flatten().tolist():
-        failed.setdefault(j, step)
-    return torch.where(bad.view(-1, *([1] * (x.ndim - 1))), torch.zeros_like(x), x)
 
 
 class Solver(ABC):

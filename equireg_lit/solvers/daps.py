@@ -24,7 +24,7 @@ from equireg_lit.diffusion.deepinv_adapter import DeepinvDenoiser
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.rng import per_sample_randn
-from equireg_lit.solvers.base import Guidance, SamplerOutput, SamplingRun, Solver, StepCallback, Timer, drop_failed, initial_noise
+from equireg_lit.solvers.base import Guidance, SamplerOutput, SamplingRun, Solver, StepCallback, Timer, initial_noise
 
 
 def edm_sigmas(num: int, sigma_max: float, sigma_min: float, rho: float = 7.0) -> list[float]:
@@ -131,7 +131,7 @@ class DAPS(Solver):
                 lr = self.lr * (1 + i / max(n - 1, 1) * (self.lr_min_ratio - 1))
                 x0 = self.langevin(x0, sigma, lr, guidance, generators, i, n)
             x = x0 + sigmas[i + 1] * per_sample_randn(shape, generators, x0) if sigmas[i + 1] > 0 else x0
-            x = drop_failed(x, run.failed, i)
+            x = run.drop_failed(x, i)
             if on_step is not None:
                 on_step(i, n, x0.detach())
         return run.output(x, n * self.ode_steps)

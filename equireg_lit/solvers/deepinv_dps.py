@@ -19,7 +19,7 @@ import torch
 
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import check_range
-from equireg_lit.solvers.base import Guidance, SamplerOutput, Solver, StepCallback, Timer, drop_failed
+from equireg_lit.solvers.base import Guidance, SamplerOutput, SamplingRun, Solver, StepCallback
 
 
 class DeepinvDPS(Solver):
@@ -50,13 +50,10 @@ class DeepinvDPS(Solver):
         sampler = deepinv.sampling.DPS(DeepinvDenoiser(prior), num_steps=self.num_steps, weight=self.weight,
                                        dtype=getattr(torch, self.dtype), device=device,
                                        rng=torch.Generator(device).manual_seed(seed))
-        total = Timer()
-        with total:
-            x = sampler(guidance.y, guidance.physics, seed=seed).to(torch.float32).detach()
-        failed: dict[int, int] = {}
-        x = drop_failed(x, failed, self.num_steps - 1)
+        run = SamplingRun()
+        x = sampler(guidance.y, guidance.physics, seed=seed).to(torch.float32).detach()
+        x = run.drop_failed(x, self.num_steps - 1)
         if on_step is not None:
             on_step(self.num_steps - 1, self.num_steps, x)
         # deepinv's DPS evaluates the network once per step plus its final denoising step.
-        return SamplerOutput(x=x, failed=failed, nfe=self.num_steps + 1, network_seconds=0.0,
-                             total_seconds=total.seconds)
+        return run.output(x, self.num_steps + 1)

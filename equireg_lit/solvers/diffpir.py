@@ -33,7 +33,7 @@ from torch import Tensor
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.diffusion.scheduler import DDIMScheduler
 from equireg_lit.errors import ConfigError, check_range
-from equireg_lit.solvers.base import Guidance, SamplerOutput, SamplingRun, Solver, StepCallback, drop_failed, initial_noise
+from equireg_lit.solvers.base import Guidance, SamplerOutput, SamplingRun, Solver, StepCallback, initial_noise
 
 
 class DiffPIR(Solver):
@@ -139,7 +139,7 @@ class DiffPIR(Solver):
             eps_hat = (x - a_t**0.5 * z) / (1 - a_t) ** 0.5
             # DDIM from (z, eps_hat) with sigma^2 = s (1 - abar_prev); the last step returns z.
             x = scheduler.step_from(z, eps_hat, t, generators, (self.stochasticity * (1 - a_prev)) ** 0.5).prev_sample
-            x = drop_failed(x, run.failed, i)
+            x = run.drop_failed(x, i)
             if on_step is not None:
                 on_step(i, n, z.detach())
         return run.output(x, n)

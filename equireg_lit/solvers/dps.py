@@ -14,7 +14,7 @@ from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.regularizer import equi_phase
 from equireg_lit.diffusion.scheduler import DDIMScheduler
-from equireg_lit.solvers.base import Guidance, SamplerOutput, SamplingRun, Solver, StepCallback, drop_failed, initial_noise
+from equireg_lit.solvers.base import Guidance, SamplerOutput, SamplingRun, Solver, StepCallback, initial_noise
 
 
 class DPS(Solver):
@@ -87,7 +87,7 @@ class DPS(Solver):
                         )
                         x_prev = x_prev + scheduler.alpha_prod_prev(t) ** 0.5 * (x0_eq - x0.detach())
             x = x_prev.detach()
-            x = drop_failed(x, run.failed, i, self.divergence_threshold)
+            x = run.drop_failed(x, i, self.divergence_threshold)
             if on_step is not None:
                 on_step(i, n, x0.detach())
         return run.output(x, n)

@@ -28,7 +28,7 @@ from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.diffusion.scheduler import DDIMScheduler
 from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.regularizer import equi_phase
-from equireg_lit.solvers.base import Guidance, SamplerOutput, SamplingRun, Solver, StepCallback, Timer, drop_failed, initial_noise
+from equireg_lit.solvers.base import Guidance, SamplerOutput, SamplingRun, Solver, StepCallback, Timer, initial_noise
 
 
 class SITCOM(Solver):
@@ -130,7 +130,7 @@ class SITCOM(Solver):
             # Re-noise to the next level: x_t' = sqrt(abar_t') x0 + sqrt(1 - abar_t') eps.
             sigma = (1 - scheduler.alpha_prod_prev(t)) ** 0.5
             x = scheduler.step_from(x0, torch.zeros_like(x0), t, generators, sigma).prev_sample.detach()
-            x = drop_failed(x, run.failed, i)
+            x = run.drop_failed(x, i)
             if on_step is not None:
                 on_step(i, n, x0.detach())
         return run.output(x, self.evaluations)
