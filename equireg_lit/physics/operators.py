@@ -131,6 +131,31 @@ class RandomInpainting(TaskOperator, Inpainting):
                          noise_model=SeededGaussianNoise(noise_sigma))
 
 
+def _read_array_file(path_arg: str, setting: str, key: str) -> Tensor:
+    """An operator's parameter file (a mask, a kernel) as a float tensor: ``.safetensors`` (tensor
+    ``key``), ``.npy``, or an image read as grayscale in [0, 1]; a missing file names ``setting``."""
+    from pathlib import Path
+
+    import numpy as np
+
+    path = Path(path_arg)
+    if not path.is_file():
+        raise DataError(f"{key} file not found: {path}; check {setting}")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from equireg_lit.utils.io import read_safetensors
+
+        d = read_safetensors(path, f"{key} file")
+        if key not in d:
+            raise DataError(f"{key} file {path} has no tensor '{key}' (found {sorted(d)})")
+        return d[key].float()
+    if suffix == ".npy":
+        return torch.from_numpy(np.load(path, allow_pickle=False)).float()
+    from PIL import Image
+
+    return torch.from_numpy(np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0)
+
+
 class MaskInpainting(TaskOperator, Inpainting):
     """Inpainting with a mask read from a file (measurement mode: the mask that produced y).
 
@@ -142,24 +167,9 @@ class MaskInpainting(TaskOperator, Inpainting):
     """
 
     def __init__(self, mask_path: str, img_size: ImgSize = (1, 32, 32), noise_sigma: float = 0.05):
-        from pathlib import Path
-
         self._setup_task(img_size, noise_sigma)
-        path = Path(mask_path)
-        if not path.is_file():
-            raise DataError(f"mask file not found: {path}; check mask_path")
-        if path.suffix == ".safetensors":
-            from equireg_lit.utils.io import read_safetensors
-
-            d = read_safetensors(path, "mask file")
-            if "mask" not in d:
-                raise DataError(f"mask file {path} has no tensor 'mask' (found {sorted(d)})")
-            mask = d["mask"].float()
-        else:
-            import numpy as np
-            from PIL import Image
-
-            mask = torch.from_numpy(np.array(Image.open(path).convert("L"))).float() / 255.0
+        mask = _read_array_file(mask_path, "mask_path", "mask")
+        path = mask_path
         c, h, w = self.img_size_chw
         if mask.ndim == 2:
             mask = mask.expand(c, h, w) if mask.shape == (h, w) else mask
@@ -249,26 +259,16 @@ class KernelBlur(TaskOperator, Blur):
     """Blur with a kernel read from a file (your own blurred photos), reflect padding.
 
     Args:
-        kernel_path: ``.npy`` array ``[k, k]`` or a grayscale PNG; normalized to sum 1.
+        kernel_path: ``.npy`` array ``[k, k]``, ``.safetensors`` (tensor ``kernel``) or a grayscale
+            PNG; normalized to sum 1.
         img_size: ``[C, H, W]``.
         noise_sigma: Gaussian measurement noise.
     """
 
     def __init__(self, kernel_path: str, img_size: ImgSize = (3, 256, 256), noise_sigma: float = 0.05):
-        from pathlib import Path
-
-        import numpy as np
-
         self._setup_task(img_size, noise_sigma)
-        path = Path(kernel_path)
-        if not path.is_file():
-            raise DataError(f"kernel file not found: {path}; check kernel_path")
-        if path.suffix.lower() == ".npy":
-            kernel = torch.from_numpy(np.load(path, allow_pickle=False)).float()
-        else:
-            from PIL import Image
-
-            kernel = torch.from_numpy(np.asarray(Image.open(path).convert("L"), dtype=np.float32))
+        kernel = _read_array_file(kernel_path, "kernel_path", "kernel")
+        path = kernel_path
         if kernel.ndim != 2 or not torch.isfinite(kernel).all() or (kernel < 0).any() or kernel.sum() <= 0:
             raise DataError(f"kernel file {path} must hold one finite, non-negative 2-D kernel with a positive "
                             f"sum (got shape {list(kernel.shape)})")
