@@ -284,9 +284,8 @@ class PredictionWriter(BasePredictionWriter):
             atomic_write_json(self.folder.root / "failures.json", summary["failed"])
         else:
             (self.folder.root / "failures.json").unlink(missing_ok=True)
-        save_contact_sheet([self.folder.samples / f"{r['index']:05d}_compare.png" for r in records
-                            if (self.folder.samples / f"{r['index']:05d}_compare.png").is_file()],
-                           self.folder.root / "contact_sheet.png")
+        strips = [self.folder.samples / f"{r['index']:05d}_compare.png" for r in records]
+        save_contact_sheet([s for s in strips if s.is_file()], self.folder.root / "contact_sheet.png")
         self._log_tensorboard(pl_module, records, summary)
         rank_zero_info(
             f"Wrote {len(records)} samples to {self.folder.root} (metrics.csv, summary.json)"

@@ -15,7 +15,7 @@ from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, DataError
 from equireg_lit.pde.residual import PDEResidual
 from equireg_lit.regularizer import EquiReg
-from equireg_lit.regularizer.functions import LatentDecoder, PriorDenoiser
+from equireg_lit.regularizer.functions import ManifoldFunction
 from equireg_lit.rng import STREAM_REGULARIZER, STREAM_SOLVER, sample_generators
 from equireg_lit.solvers.base import Guidance, Solver
 from equireg_lit.utils import signals
@@ -66,7 +66,7 @@ class PosteriorSampler(pl.LightningModule):
                 "(equireg_lit.solvers.LatentDPS) and a pixel prior a pixel solver (DPS, DiffPIR, DAPS, SITCOM)"
             )
         if regularizer is not None:
-            if isinstance(regularizer.f, (PriorDenoiser, LatentDecoder)):
+            if isinstance(regularizer.f, ManifoldFunction):
                 regularizer.f.bind(self.prior)
             if isinstance(regularizer.f, torch.nn.Module):
                 regularizer.f.requires_grad_(False).eval()

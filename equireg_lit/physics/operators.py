@@ -169,12 +169,11 @@ class MaskInpainting(TaskOperator, Inpainting):
     def __init__(self, mask_path: str, img_size: ImgSize = (1, 32, 32), noise_sigma: float = 0.05):
         self._setup_task(img_size, noise_sigma)
         mask = _read_array_file(mask_path, "mask_path", "mask")
-        path = mask_path
         c, h, w = self.img_size_chw
         if mask.ndim == 2:
             mask = mask.expand(c, h, w) if mask.shape == (h, w) else mask
         if tuple(mask.shape) != (c, h, w):
-            raise ConfigError(f"mask {path} has shape {tuple(mask.shape)} but img_size is {[c, h, w]}")
+            raise ConfigError(f"mask {mask_path} has shape {tuple(mask.shape)} but img_size is {[c, h, w]}")
         super().__init__(img_size=self.img_size_chw, mask=(mask > 0.5).float().clone(), noise_model=SeededGaussianNoise(noise_sigma))
 
 
@@ -268,9 +267,8 @@ class KernelBlur(TaskOperator, Blur):
     def __init__(self, kernel_path: str, img_size: ImgSize = (3, 256, 256), noise_sigma: float = 0.05):
         self._setup_task(img_size, noise_sigma)
         kernel = _read_array_file(kernel_path, "kernel_path", "kernel")
-        path = kernel_path
         if kernel.ndim != 2 or not torch.isfinite(kernel).all() or (kernel < 0).any() or kernel.sum() <= 0:
-            raise DataError(f"kernel file {path} must hold one finite, non-negative 2-D kernel with a positive "
+            raise DataError(f"kernel file {kernel_path} must hold one finite, non-negative 2-D kernel with a positive "
                             f"sum (got shape {list(kernel.shape)})")
         kernel = (kernel / kernel.sum()).reshape(1, 1, *kernel.shape)
         super().__init__(filter=kernel, padding="reflect", noise_model=SeededGaussianNoise(noise_sigma))

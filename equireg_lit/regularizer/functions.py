@@ -13,6 +13,11 @@ class ManifoldFunction(nn.Module):
     pretrained networks): ``[B, C, H, W] -> [B, ...]``. Subclass it to use your own network, so
     that ``--help`` lists this project's choices rather than every ``torch.nn.Module``."""
 
+    def bind(self, prior: DiffusionPrior) -> "ManifoldFunction":
+        """Called by the posterior sampler with its prior; functions built from it (the prior's
+        denoiser, a latent prior's decoder) keep it, the others ignore it."""
+        return self
+
 
 class PriorDenoiser(ManifoldFunction):
     """The prior's own clean estimate at a fixed small timestep: ``f(x) = x0_hat(sqrt(abar_t0) x, t0)``.
