@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from equireg_lit.diffusion import LatentDiffusionPrior, save_latent_pipeline
-from equireg_lit.errors import DataError
+from equireg_lit.errors import ConfigError, DataError
 
 
 def tiny_pipeline(tmp_path, kind: str = "vq"):
@@ -131,3 +131,132 @@ def test_psld_is_latent_dps_plus_the_gluing_term_and_needs_a_linear_operator(tmp
     hdr = HighDynamicRange(img_size=(1, 16, 16))
     with pytest.raises(ConfigError, match="gluing term needs a linear operator"):
         run(PSLD(num_steps=2), hdr, hdr.A(torch.zeros(2, 1, 16, 16)))
+
+
+class IdentityLatentGaussian(LatentDiffusionPrior):
+    """A latent prior with the identity as autoencoder and the exact Gaussian noise predictor:
+    every latent sampler on it is a pixel sampler on ``GaussianPrior`` (closed forms apply)."""
+
+    def __init__(self, mean: float = 0.0, std: float = 0.5, size: int = 8):
+        from equireg_lit.diffusion import GaussianPrior
+
+        torch.nn.Module.__init__(self)
+        self.gaussian = GaussianPrior(mean, std, channels=1, image_size=size)
+        self.channels, self.image_size, self.schedule = 1, size, self.gaussian.schedule
+        self.image_channels, self.pixel_size, self.scaling_factor = 1, size, 1.0
+
+    def forward(self, z_t, t):
+        return self.gaussian(z_t, t)
+
+    def encode(self, x):
+        return x
+
+    def decode(self, z):
+        return z
+
+
+def test_latent_dps_with_an_identity_autoencoder_is_pixel_dps():
+    from equireg_lit.physics import BoxInpainting
+    from equireg_lit.solvers import DPS, Guidance, LatentDPS
+
+    prior = IdentityLatentGaussian()
+    op = BoxInpainting(img_size=(1, 8, 8), box_size=4, noise_sigma=0.0)
+    y = op.A(torch.full((3, 1, 8, 8), 0.3))
+    gens = lambda: [torch.Generator().manual_seed(i) for i in range(3)]  # noqa: E731
+    latent = LatentDPS(num_steps=25, zeta=0.5, eta=1.0).sample(prior, (3, 1, 8, 8), gens(), Guidance(op, y)).x
+    pixel = DPS(num_steps=25, zeta=0.5, eta=1.0, clip_x0=False).sample(prior.gaussian, (3, 1, 8, 8), gens(),
+                                                                        Guidance(op, y)).x
+    assert torch.allclose(latent, pixel, atol=1e-6)
+
+
+def test_stochastic_resample_draws_the_product_of_the_two_gaussians():
+    from equireg_lit.solvers.resample import stochastic_resample
+
+    n, a, var = 4000, 0.64, 0.1
+    z0, zt = torch.full((n, 1, 1, 1), 0.5), torch.full((n, 1, 1, 1), -1.0)
+    draws = stochastic_resample(z0, zt, a, var, [torch.Generator().manual_seed(i) for i in range(n)])
+    # N(sqrt(a) z0, 1 - a) * N(zt, var): precision-weighted mean, harmonic variance
+    mean = (a**0.5 * 0.5 / (1 - a) + -1.0 / var) / (1 / var + 1 / (1 - a))
+    assert abs(draws.mean().item() - mean) < 3 * (1 / (1 / var + 1 / (1 - a))) ** 0.5 / n**0.5
+    assert draws.var().item() == pytest.approx(1 / (1 / var + 1 / (1 - a)), rel=0.08)
+
+
+def test_consistency_fits_solve_least_squares_per_sample():
+    from equireg_lit.solvers.resample import fit_per_sample
+
+    target = torch.tensor([1.0, -2.0, 0.5]).view(3, 1)
+
+    def objective(v):
+        r = (v - target).pow(2).mean(1)
+        return r, r
+
+    start = torch.tensor([0.0, 0.0, 0.5]).view(3, 1)
+    fit = fit_per_sample(start, objective, steps=3000, lr=1e-2, threshold=1e-6)
+    assert torch.allclose(fit, target, atol=5e-3)  # AdamW (the authors' optimizer) decays toward 0
+    assert fit[2].item() == 0.5  # already consistent: stopped before its first step, unchanged
+    alone = fit_per_sample(start[:1], lambda v: ((v - target[:1]).pow(2).mean(1),) * 2, 3000, 1e-2, 1e-6)
+    assert torch.equal(alone, fit[:1])  # a sample's fit ignores its batch
+    assert torch.equal(fit_per_sample(start, objective, steps=0, lr=1e-2, threshold=0.0), start)
+
+
+def test_resample_consistency_schedule_follows_the_authors_code():
+    from equireg_lit.solvers import ReSample
+
+    def stages(n):
+        s = ReSample(num_steps=n)
+        return {index: s.stage(index, n) for index in range(n) if s.stage(index, n)}
+
+    # index counts down from n - 1; the last two thirds, every 10th index, index 0 excluded;
+    # pixel space while index >= n // 3, latent space below
+    assert stages(50) == {30: "pixel", 20: "pixel", 10: "latent"}
+    assert stages(20) == {10: "pixel"}
+    assert stages(100) == {60: "pixel", 50: "pixel", 40: "pixel", 30: "latent", 20: "latent", 10: "latent"}
+    with pytest.raises(ConfigError, match="time_travel_steps must be >= 1"):
+        ReSample(time_travel_steps=0)
+
+
+def test_resample_meets_the_measurement_hard_and_keeps_the_prior_elsewhere():
+    from equireg_lit.physics import BoxInpainting
+    from equireg_lit.solvers import Guidance, ReSample
+
+    prior = IdentityLatentGaussian(mean=0.0, std=0.5, size=8)
+    op = BoxInpainting(img_size=(1, 8, 8), box_size=4, noise_sigma=0.0)
+    n = 64
+    y = op.A(torch.full((n, 1, 8, 8), 0.3))
+    solver = ReSample(num_steps=50, consistency_steps=300, pixel_consistency_steps=300)
+    out = solver.sample(prior, (n, 1, 8, 8), [torch.Generator().manual_seed(i) for i in range(n)], Guidance(op, y))
+    assert not out.failed and solver.resamples == 3
+    assert out.nfe == 50 + 3 * 5  # one network call per step and five per time travel
+    misfit = (op.A(out.x) - y).flatten(1).pow(2).mean(1)
+    assert misfit.max().item() < 2e-6  # hard consistency: the observed pixels fit y
+    hidden = out.x[op.mask.expand_as(out.x) == 0]
+    assert abs(hidden.std().item() - 0.5) < 0.1  # the box keeps the prior's spread
+
+
+def test_resample_on_a_diffusers_pipeline_takes_equireg_in_its_consistency_objective(tmp_path):
+    from equireg_lit.diffusion import GaussianPrior
+    from equireg_lit.errors import ConfigError
+    from equireg_lit.physics import BoxInpainting
+    from equireg_lit.regularizer import EquiReg, LatentDecoder
+    from equireg_lit.solvers import Guidance, ReSample
+
+    path, *_ = tiny_pipeline(tmp_path)
+    prior = LatentDiffusionPrior(str(path)).requires_grad_(False)
+    op = BoxInpainting(img_size=(1, 16, 16), box_size=8, noise_sigma=0.05)
+    y = op.A(torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1)
+
+    def run(reg=None, **kw):
+        g = Guidance(op, y, reg, [torch.Generator().manual_seed(9 + i) for i in range(2)])
+        solver = ReSample(num_steps=20, consistency_steps=5, pixel_consistency_steps=20, **kw)
+        out = solver.sample(prior, (2, 1, 16, 16), [torch.Generator().manual_seed(i) for i in range(2)], g)
+        assert out.x.shape == (2, 1, 16, 16) and not out.failed
+        return out.x
+
+    base = run()
+    assert torch.equal(run(), base)
+    reg = EquiReg(LatentDecoder().bind(prior), "hflip", form="equi", alpha=1.0)
+    assert not torch.allclose(run(reg), base)
+    # 20 DPS steps + one latent fit of 5 steps at the end (the single resampling at 20 steps is in pixel space)
+    assert reg.f_evaluations == 2 * (20 + 5)
+    with pytest.raises(ConfigError, match="ReSample needs a LatentDiffusionPrior"):
+        ReSample(num_steps=2).sample(GaussianPrior(), (1, 1, 16, 16), [torch.Generator()], Guidance(op, y[:1]))

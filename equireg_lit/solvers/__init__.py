@@ -8,6 +8,7 @@ from equireg_lit.solvers.diffpir import DiffPIR
 from equireg_lit.solvers.dps import DPS
 from equireg_lit.solvers.latent_dps import LatentDPS
 from equireg_lit.solvers.psld import PSLD
+from equireg_lit.solvers.resample import ReSample
 from equireg_lit.solvers.sitcom import SITCOM
 
-__all__ = ["Solver", "Guidance", "SamplerOutput", "DPS", "DAPS", "DeepinvDPS", "DiffPIR", "SITCOM", "LatentDPS", "PSLD", "SamplingError"]
+__all__ = ["Solver", "Guidance", "SamplerOutput", "DPS", "DAPS", "DeepinvDPS", "DiffPIR", "SITCOM", "LatentDPS", "PSLD", "ReSample", "SamplingError"]
