@@ -51,6 +51,8 @@ def test_a_saved_pipeline_loads_back_with_its_schedule_and_scaling(tmp_path, kin
 def test_bad_directories_are_one_named_error(tmp_path):
     with pytest.raises(DataError, match="latent diffusion directory not found"):
         LatentDiffusionPrior(str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match="no shipped latent diffusion weights named 'nope'; shipped: "):
+        LatentDiffusionPrior("nope")
     path, *_ = tiny_pipeline(tmp_path)
     (path / "scheduler" / "scheduler_config.json").unlink()
     with pytest.raises(DataError, match="no scheduler_config.json"):
@@ -260,3 +262,37 @@ def test_resample_on_a_diffusers_pipeline_takes_equireg_in_its_consistency_objec
     assert reg.f_evaluations == 2 * (20 + 5)
     with pytest.raises(ConfigError, match="ReSample needs a LatentDiffusionPrior"):
         ReSample(num_steps=2).sample(GaussianPrior(), (1, 1, 16, 16), [torch.Generator()], Guidance(op, y[:1]))
+
+
+def test_a_latent_pair_trains_with_fit_and_loads_as_a_latent_prior(tmp_path, repo_root):
+    from equireg_lit.cli import main
+    from equireg_lit.solvers import LatentDPS
+
+    common = ["--trainer.max_steps", "3", "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false",
+              "--trainer.enable_model_summary", "false", "--data", "equireg_lit.datamodules.GaussianDataModule",
+              "--data.image_size", "16", "--data.num_samples", "16", "--data.batch_size", "8"]
+    ldm = tmp_path / "ldm"
+    main(["fit", "--model", "equireg_lit.models.AutoencoderModule", "--model.latent_channels", "2",
+          "--model.block_out_channels", "[8, 16]", "--model.norm_num_groups", "4", "--model.warmup_steps", "1",
+          "--model.export_dir", str(ldm), "--trainer.default_root_dir", str(tmp_path / "ae"), *common])
+    ae_prov = json.loads((ldm / "vae_provenance.json").read_text())
+    assert ae_prov["global_steps"] == 3 and ae_prov["scaling_factor"] == pytest.approx(1 / ae_prov["latent_std"])
+    prior_args = ["--model.prior", "equireg_lit.diffusion.DiffusersUNetPrior", "--model.prior.random_init", "true",
+                  "--model.prior.sample_size", "8", "--model.prior.in_channels", "2",
+                  "--model.prior.block_out_channels", "[8, 16]", "--model.prior.norm_num_groups", "4",
+                  "--model.prior.down_block_types", "[DownBlock2D, DownBlock2D]",
+                  "--model.prior.up_block_types", "[UpBlock2D, UpBlock2D]"]
+    with pytest.raises(SystemExit):  # a missing autoencoder is one named error before training
+        main(["fit", "--model", "equireg_lit.models.LatentScoreModule", "--model.autoencoder", str(tmp_path / "none"),
+              *prior_args, "--trainer.default_root_dir", str(tmp_path / "s0"), *common])
+    main(["fit", "--model", "equireg_lit.models.LatentScoreModule", "--model.autoencoder", str(ldm / "vae"),
+          "--model.export_dir", str(ldm), "--model.warmup_steps", "1", "--model.sample_every_n_epochs", "1",
+          "--model.num_sample_images", "4", "--model.sample_steps", "2", *prior_args,
+          "--trainer.default_root_dir", str(tmp_path / "s"), *common])
+    prov = json.loads((ldm / "provenance.json").read_text())
+    assert prov["global_steps"] == 3 and "LatentScoreModule" in prov["config_yaml"]
+    prior = LatentDiffusionPrior(str(ldm))
+    assert (prior.channels, prior.image_size, prior.pixel_size) == (2, 8, 16) and prior.provenance["global_steps"] == 3
+    assert prior.scaling_factor == pytest.approx(ae_prov["scaling_factor"])
+    out = LatentDPS(num_steps=2).sample(prior, (1, 1, 16, 16), [torch.Generator().manual_seed(0)])
+    assert out.x.shape == (1, 1, 16, 16) and torch.isfinite(out.x).all()

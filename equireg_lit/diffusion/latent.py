@@ -34,6 +34,19 @@ def _read_json(path: Path, what: str) -> dict:
         raise DataError(f"{path} is not valid JSON ({err.msg}, line {err.lineno}); re-save the {what}") from None
 
 
+def shipped_latent_dir(name: str) -> Path:
+    """The shipped latent diffusion directory ``equireg_lit/weights/<name>`` (a one-name error
+    listing the shipped ones otherwise)."""
+    from equireg_lit.weights import SHIPPED_DIR
+
+    root = SHIPPED_DIR / name
+    if not (root / "unet").is_dir():
+        shipped = sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "unet").is_dir())
+        raise DataError(f"no shipped latent diffusion weights named {name!r}; shipped: {shipped or 'none'}. "
+                        f"Pass a path to a local diffusers directory instead ({LATENT_HELP})")
+    return root
+
+
 class LatentDiffusionPrior(DiffusionPrior):
     """Autoencoder (diffusers ``VQModel`` or ``AutoencoderKL``) + latent ``UNet2DModel`` + schedule.
 
@@ -41,8 +54,8 @@ class LatentDiffusionPrior(DiffusionPrior):
     diffusers pipelines scale them), so the UNet sees the distribution it was trained on.
 
     Args:
-        weights: A local diffusers latent-diffusion directory (see the module docstring); nothing
-            is downloaded.
+        weights: A shipped name (``mnist32_latent``) or a local diffusers latent-diffusion directory
+            (see the module docstring); nothing is downloaded.
         quantize: VQ models only: quantize latents in ``decode`` (straight-through gradients), as
             the pipelines do; False decodes the continuous latents.
     """
@@ -50,7 +63,7 @@ class LatentDiffusionPrior(DiffusionPrior):
     def __init__(self, weights: str, quantize: bool = True):
         from diffusers import AutoencoderKL, UNet2DModel, VQModel
 
-        root = Path(weights).expanduser()
+        root = shipped_latent_dir(weights) if "/" not in weights and "." not in weights else Path(weights).expanduser()
         if not root.is_dir():
             raise DataError(f"latent diffusion directory not found: {root}; {LATENT_HELP}")
         ae_dir = next((root / d for d in ("vqvae", "vae") if (root / d).is_dir()), None)
@@ -67,8 +80,8 @@ class LatentDiffusionPrior(DiffusionPrior):
         if name not in ("linear", "scaled_linear"):
             raise DataError(f"{root}/scheduler: beta_schedule {name!r} is not supported (linear, scaled_linear)")
         ae_type = VQModel if ae_class == "VQModel" else AutoencoderKL
-        autoencoder = ae_type.from_pretrained(str(ae_dir), local_files_only=True)
-        unet = UNet2DModel.from_pretrained(str(root / "unet"), local_files_only=True)
+        autoencoder = ae_type.from_pretrained(str(ae_dir), local_files_only=True, low_cpu_mem_usage=False)
+        unet = UNet2DModel.from_pretrained(str(root / "unet"), local_files_only=True, low_cpu_mem_usage=False)
         super().__init__(unet.config.in_channels, unet.config.sample_size, "linear", 1000)
         self.schedule = NoiseSchedule(name, int(sched.get("num_train_timesteps", 1000)),
                                       float(sched.get("beta_start", 1e-4)), float(sched.get("beta_end", 0.02)))
@@ -80,6 +93,8 @@ class LatentDiffusionPrior(DiffusionPrior):
         self.downsampling = 2 ** (len(autoencoder.config.block_out_channels) - 1)
         self.pixel_size = None if unet.config.sample_size is None else unet.config.sample_size * self.downsampling
         self.source = str(root)
+        prov = root / "provenance.json"  # written by LatentScoreModule's export
+        self.provenance = _read_json(prov, "provenance") if prov.is_file() else None
 
     def forward(self, z_t: Tensor, t: Tensor) -> Tensor:
         """Epsilon prediction on latents."""

@@ -41,6 +41,21 @@ def check_trains_before_export(trainer: pl.Trainer, export_path: str | None, all
         )
 
 
+def warmup_cosine(total_steps: int, warmup_steps: int, schedule: Literal["cosine", "constant"] = "cosine"):
+    """The learning-rate factor by step: linear warm-up, then cosine decay to 0 at ``total_steps``
+    (or constant)."""
+    total = max(total_steps, 1)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * min((step - warmup_steps) / max(total - warmup_steps, 1), 1.0)))
+
+    return factor
+
+
 # The EMA copy is in eval mode on purpose; Lightning's fit-start warning about it is noise here.
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 
@@ -72,6 +87,8 @@ class ScoreModule(pl.LightningModule):
             from weights when its Lightning checkpoint is not at hand.
         seed: Seed recorded in the provenance and used for the fixed validation noise.
     """
+
+    latent = False  # trains on images (LatentScoreModule: on an autoencoder's latents)
 
     def __init__(
         self,
@@ -106,20 +123,13 @@ class ScoreModule(pl.LightningModule):
             net = getattr(self.ema, "net", self.ema)
             load_checked(net, load_state_dict_file(ema_weights), ema_weights)
         self.group = get_group(augment_group) if augment_group else None
+        self.export_path = export_path
         self._fit_start = 0.0
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.prior.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warm = self.hparams.warmup_steps
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            if self.hparams.lr_schedule == "constant":
-                return 1.0
-            return 0.5 * (1 + math.cos(math.pi * min((step - warm) / max(total - warm, 1), 1.0)))
-
+        factor = warmup_cosine(int(self.trainer.estimated_stepping_batches), self.hparams.warmup_steps,
+                               self.hparams.lr_schedule)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -142,13 +152,21 @@ class ScoreModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self._fit_start = time.time()
-        check_trains_before_export(self.trainer, self.hparams.export_path, self.hparams.allow_untrained)
+        check_trains_before_export(self.trainer, self.export_path, self.hparams.allow_untrained)
+
+    def to_training_space(self, images: Tensor) -> Tensor:
+        """What the network is trained on: the images themselves (latents in :class:`LatentScoreModule`)."""
+        return images
+
+    def from_training_space(self, x: Tensor) -> Tensor:
+        """Samples of the network as images (decoded latents in :class:`LatentScoreModule`)."""
+        return x
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        x0 = batch["image"]
+        x0 = self.to_training_space(self.augment(batch["image"]))
         if batch_idx == 0 and self.current_epoch == 0:
             self.prior.check_input(x0.shape, what="training batch")
-        loss = self.diffusion_loss(self.prior, self.augment(x0))
+        loss = self.diffusion_loss(self.prior, x0)
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
 
@@ -160,15 +178,16 @@ class ScoreModule(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         # Fixed noise per batch so validation losses are comparable across epochs.
         g = validation_batch_generator(self.hparams.seed, batch_idx)
-        loss = self.diffusion_loss(self.ema, batch["image"], generator=g)
+        loss = self.diffusion_loss(self.ema, self.to_training_space(batch["image"]), generator=g)
         self.log("val/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0], sync_dist=True)
 
     def sample(self, n: int, steps: int, seed: int = 0) -> Tensor:
-        """Unconditional EMA samples with a DDIM subsequence of ``steps`` steps."""
+        """Unconditional EMA samples (images) with a DDIM subsequence of ``steps`` steps."""
         gens = draw_generators(seed, 0, n)
         size = self.ema.image_size or 32
-        out = DPS(num_steps=steps, eta=0.0).sample(self.ema, (n, self.ema.channels, size, size), gens)
-        return out.x
+        out = DPS(num_steps=steps, eta=0.0, clip_x0=not self.latent).sample(self.ema, (n, self.ema.channels, size, size), gens)
+        with torch.no_grad():
+            return self.from_training_space(out.x)
 
     def on_validation_epoch_end(self) -> None:
         every = self.hparams.sample_every_n_epochs
@@ -186,11 +205,11 @@ class ScoreModule(pl.LightningModule):
         logger.experiment.add_image("samples/ema", grid, self.global_step)
 
     def on_fit_end(self) -> None:
-        if not self.hparams.export_path:
+        if not self.export_path:
             return
         config_text = run_config_text(self.trainer.log_dir)  # a collective under DDP: every process asks
         if self.trainer.is_global_zero:
-            self.export(self.hparams.export_path, config_text)
+            self.export(self.export_path, config_text)
         self.trainer.strategy.barrier("score_export")
 
     def export(self, path: str | Path, config_text: str | None = None) -> None:
