@@ -1,6 +1,9 @@
 """Sample quality of the shipped MNIST prior, measured with the shipped digit classifier.
 
-    python -m benchmarks.prior_quality [--num-samples 500] [--steps 100] [--eta 0.0]
+    python -m benchmarks.prior_quality [--prior mnist32] [--num-samples 500] [--steps 100] [--eta 0.0]
+
+A latent prior (``--prior mnist32_latent``) is sampled with latent DPS and its autoencoder is
+reported too (reconstruction PSNR, flip equivariance of the decoder).
 
 Writes benchmarks/results/prior_quality.{json,md} and a PNG grid of samples. The Fréchet
 distance uses the classifier's 128-d penultimate features against the MNIST test split; the
@@ -18,12 +21,49 @@ from pathlib import Path
 import torch
 
 from equireg_lit.data.mnist import mnist32, split_indices
-from equireg_lit.diffusion import DiffusersUNetPrior
+from equireg_lit.diffusion import DiffusersUNetPrior, LatentDiffusionPrior
 from equireg_lit.metrics.digits import classifier_outputs, frechet_distance, load_digit_classifier
 from equireg_lit.rng import draw_generators
-from equireg_lit.solvers import DPS
+from equireg_lit.solvers import DPS, LatentDPS
+from equireg_lit.weights import SHIPPED_DIR
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@torch.no_grad()
+def autoencoder_report(prior: LatentDiffusionPrior, images: torch.Tensor, seed: int) -> dict:
+    """What a latent prior's autoencoder costs and whether flips of its latent map act like flips
+    of the image: reconstruction PSNR of test digits (a ceiling for every latent sampler), and
+    ``||D(flip z) - flip D(z)|| / ||D(z)||`` on the digits' latents against random latents of the
+    same spread (the equivariance EquiReg with the decoder as f measures)."""
+    from equireg_lit.metrics import batch_psnr
+
+    z = prior.encode(images)
+    recon = prior.decode(z).clamp(-1, 1)
+    flip = lambda t: t.flip(-1)  # noqa: E731
+
+    def rel_error(latents: torch.Tensor) -> torch.Tensor:
+        d = prior.decode(latents)
+        return (prior.decode(flip(latents)) - flip(d)).flatten(1).norm(dim=1) / d.flatten(1).norm(dim=1)
+
+    noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(seed + 3)) * z.std()
+    on_data, off_data = rel_error(z), rel_error(noise)
+    p = batch_psnr(recon, images)
+    n = len(images)
+    return {
+        "reconstruction_psnr": {"mean": p.mean().item(), "se": (p.std() / n**0.5).item(), "n": n},
+        "latent_shape": list(z.shape[1:]),
+        "flip_equivariance_rel_error": {"data_latents": on_data.median().item(),
+                                        "random_latents": off_data.median().item()},
+    }
+
+
+def autoencoder_markdown(r: dict) -> str:
+    rp, fe = r["reconstruction_psnr"], r["flip_equivariance_rel_error"]
+    return (f"\nAutoencoder ({'x'.join(map(str, r['latent_shape']))} latents): reconstruction PSNR "
+            f"{rp['mean']:.2f} ± {rp['se']:.2f} dB on {rp['n']} test digits (a ceiling for every latent sampler). "
+            f"Flips of the latent map as flips of the image, median `||D(flip z) - flip D(z)|| / ||D(z)||`: "
+            f"{fe['data_latents']:.3f} on the digits' latents, {fe['random_latents']:.3f} on random latents of the same spread.\n")
 
 
 def main() -> None:
@@ -38,7 +78,8 @@ def main() -> None:
     p.add_argument("--out", default=str(RESULTS / "prior_quality"))
     args = p.parse_args()
 
-    prior = DiffusersUNetPrior(weights=args.prior).eval()
+    latent = (SHIPPED_DIR / args.prior / "unet").is_dir() or (Path(args.prior) / "unet").is_dir()
+    prior = (LatentDiffusionPrior(args.prior) if latent else DiffusersUNetPrior(weights=args.prior)).eval()
     clf = load_digit_classifier(args.classifier)
     images, labels = mnist32()
     test_x, test_y = images[split_indices("test")], labels[split_indices("test")]
@@ -53,7 +94,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     chunks = []
-    solver = DPS(num_steps=args.steps, eta=args.eta)
+    solver = LatentDPS(num_steps=args.steps, eta=args.eta) if latent else DPS(num_steps=args.steps, eta=args.eta)
     for start in range(0, args.num_samples, args.batch_size):
         n = min(args.batch_size, args.num_samples - start)
         gens = draw_generators(args.seed, start, n)
@@ -67,6 +108,7 @@ def main() -> None:
         return p.max(-1).values.mean().item()
 
     counts = torch.bincount(p_s.argmax(-1), minlength=10).tolist()
+    autoencoder = autoencoder_report(prior, test_x, args.seed) if latent else None
     report = {
         "prior": args.prior,
         "provenance": prior.provenance,
@@ -80,6 +122,7 @@ def main() -> None:
             "gaussian_noise_ceiling": frechet_distance(f_noise, f_test),
         },
         "predicted_class_counts_of_samples": counts,
+        "autoencoder": autoencoder,
         "sampling_seconds": round(seconds, 1),
         "machine": f"{platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "command": "python -m benchmarks.prior_quality " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
@@ -95,10 +138,11 @@ def main() -> None:
         f"| Gaussian noise (ceiling) | {fd['gaussian_noise_ceiling']:.2f} | {mc['gaussian_noise']:.3f} |\n\n"
         f"Digit classifier test accuracy: {accuracy:.1%} (500 test digits). "
         f"Predicted classes of the samples: {counts}.\n"
+        + ("" if autoencoder is None else autoencoder_markdown(autoencoder))
     )
     from torchvision.utils import save_image
 
-    save_image((samples[:64].clamp(-1, 1) + 1) / 2, str(out.parent / "mnist32_prior_samples.png"), nrow=8)
+    save_image((samples[:64].clamp(-1, 1) + 1) / 2, str(out.parent / f"{Path(args.prior).name}_prior_samples.png"), nrow=8)
     print(json.dumps(report["frechet_distance_vs_test"], indent=2), json.dumps(report["mean_max_softmax"], indent=2))
 
 

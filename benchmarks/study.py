@@ -144,11 +144,19 @@ def _weights_named(node) -> list[str]:
 
 
 def _weights_digest(name: str) -> str:
-    """SHA-256 of a weight file (shipped name or path, resolved from the repository root)."""
-    from equireg_lit.weights import resolve_weights
+    """SHA-256 of a weight file or of every file of a weights directory (a latent diffusion
+    directory), by shipped name or path (resolved from the repository root)."""
+    from equireg_lit.weights import SHIPPED_DIR, resolve_weights
 
+    local = name if "/" not in name or Path(name).is_absolute() else str(REPO / name)
+    folder = SHIPPED_DIR / name if "/" not in name and "." not in name else Path(local)
+    if folder.is_dir():
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        return hashlib.sha256("".join(
+            f"{p.relative_to(folder)}:{_file_digest(str(p), p.stat().st_mtime_ns, p.stat().st_size)}"
+            for p in files).encode()).hexdigest()
     try:
-        path, _ = resolve_weights(name if "/" not in name or Path(name).is_absolute() else str(REPO / name))
+        path, _ = resolve_weights(local)
     except Exception:  # noqa: BLE001 - a missing file is the run's error to report, not the hash's
         return name
     st = Path(path).stat()

@@ -180,3 +180,11 @@ def test_the_cell_hash_ignores_comments_and_follows_weight_files(sandbox):
     with_file = cell.config_hash()
     weights.write_bytes(b"two")  # a retrained prior under the same name
     assert cell.config_hash() != with_file
+    # a latent diffusion directory: any file inside it counts
+    folder = sandbox / "ldm"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "unet" / "config.json").write_text("{}")
+    base.write_text(base.read_text().replace(f"weights: {weights}", f"weights: {folder}"))
+    with_dir = cell.config_hash()
+    (folder / "unet" / "config.json").write_text('{"retrained": true}')
+    assert cell.config_hash() != with_dir

@@ -13,14 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from equireg_lit.errors import check_range
+from equireg_lit.metrics import batch_psnr
 from equireg_lit.models.score import check_trains_before_export, warmup_cosine
 from equireg_lit.utils.io import atomic_write_json, run_config_text
-
-
-def psnr(x: Tensor, ref: Tensor) -> Tensor:
-    """Per-sample PSNR in dB of images in [-1, 1] (data range 2)."""
-    mse = (x.clamp(-1, 1) - ref).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(4.0 / mse.clamp_min(1e-12))
 
 
 class AutoencoderModule(pl.LightningModule):
@@ -101,7 +96,7 @@ class AutoencoderModule(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         x = batch["image"]
         recon, rec, kl = self.losses(x, sample=False)
-        self.log_dict({"val/loss": rec + self.hparams.kl_weight * kl, "val/psnr": psnr(recon, x).mean()},
+        self.log_dict({"val/loss": rec + self.hparams.kl_weight * kl, "val/psnr": batch_psnr(recon, x).mean()},
                       prog_bar=True, batch_size=x.shape[0], sync_dist=True)
 
     @torch.no_grad()
