@@ -110,17 +110,19 @@ class PredictionWriter(BasePredictionWriter):
     Args:
         overwrite: Remove every earlier sample and summary of the folder and redo all samples.
         log_images: Samples shown in the TensorBoard grids.
-        lpips_weights: Local torchvision AlexNet weights; when given, LPIPS joins the metrics.
+        lpips: Add LPIPS (AlexNet, torchmetrics) to the metrics. Its backbone must be in the torch
+            hub cache (``<hub dir>/checkpoints/alexnet-owt-7be5be79.pth``; nothing is downloaded);
+            without it one line says where to put it and LPIPS is skipped.
         compare_with: Another run's predictions folder (e.g. the base sampler's); its
             reconstruction of the same sample joins each strip as ``base``.
     """
 
-    def __init__(self, overwrite: bool = False, log_images: int = 16, lpips_weights: str | None = None,
+    def __init__(self, overwrite: bool = False, log_images: int = 16, lpips: bool = False,
                  compare_with: str | None = None):
         super().__init__(write_interval="batch")
-        from equireg_lit.metrics.lpips import LocalLPIPS
+        from equireg_lit.metrics.lpips import load_lpips
 
-        self.lpips = LocalLPIPS(lpips_weights) if lpips_weights else None  # a missing file fails here, before sampling
+        self.lpips = load_lpips() if lpips else None  # decided here, before sampling
         self.overwrite = overwrite
         self.log_images = log_images
         self.compare_with: PredictionFolder | None = None

@@ -1,4 +1,5 @@
 import pytest
+from pathlib import Path
 import torch
 
 from equireg_lit.errors import DataError
@@ -218,20 +219,25 @@ def test_prior_denoiser_uses_bound_or_own_prior():
         PriorDenoiser()(x)
 
 
-def test_lpips_from_a_local_backbone_file(tmp_path):
+def test_lpips_uses_torchmetrics_with_the_backbone_from_the_hub_cache_or_skips_in_one_line(tmp_path, monkeypatch, caplog):
     import torchvision
-    from safetensors.torch import save_file
 
-    from equireg_lit.metrics.lpips import LocalLPIPS
+    from equireg_lit.metrics.lpips import alexnet_cache_path, load_lpips
 
-    with pytest.raises(DataError, match="AlexNet"):
-        LocalLPIPS(str(tmp_path / "alexnet.pth"))
-    torch.manual_seed(0)
-    state = {k: v.contiguous() for k, v in torchvision.models.alexnet(weights=None).state_dict().items()}
-    save_file(state, str(tmp_path / "alexnet.safetensors"))
-    lp = LocalLPIPS(str(tmp_path / "alexnet.safetensors"))
-    a, b = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 1, 32, 32) * 2 - 1
-    assert torch.allclose(lp(a, a), torch.zeros(2), atol=1e-6) and (lp(a, b) > 0).all()
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    try:
+        with caplog.at_level("WARNING"):
+            assert load_lpips() is None  # nothing downloads: one line says where the file goes
+        assert "LPIPS skipped" in caplog.text and str(alexnet_cache_path()) in caplog.text
+        alexnet_cache_path().parent.mkdir(parents=True)
+        torch.manual_seed(0)
+        torch.save(torchvision.models.alexnet(weights=None).state_dict(), alexnet_cache_path())
+        lp = load_lpips()
+        a, b = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 1, 32, 32) * 2 - 1
+        assert torch.allclose(lp(a, a), torch.zeros(2), atol=1e-6) and (lp(a, b) > 0).all()
+    finally:
+        torch.hub.set_dir(str(Path.home() / ".cache" / "torch" / "hub"))
 
 
 def test_nfe_counts_the_prior_and_every_evaluation_of_f(tmp_path):
