@@ -11,7 +11,9 @@ from equireg_lit.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASKS = ["box_inpainting", "random_inpainting", "sr4", "gaussian_blur", "motion_blur", "phase_retrieval", "hdr"]
 CONFIGS = [os.path.join(ROOT, "configs", "predict", f"mnist32_{t}_dps{'_equireg' if i % 2 == 0 else ''}.yaml")
-           for i, t in enumerate(TASKS)] + [os.path.join(ROOT, "configs", "predict", "demo_mnist32.yaml")]
+           for i, t in enumerate(TASKS)] + [os.path.join(ROOT, "configs", "predict", "demo_mnist32.yaml")] + [
+    os.path.join(ROOT, "configs", "predict", f"mnist32_{t}_diffpir{'_equireg' if i % 2 else ''}.yaml")
+    for i, t in enumerate(["box_inpainting", "sr4", "gaussian_blur", "phase_retrieval"])]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=os.path.basename)
