@@ -129,3 +129,27 @@ def test_deterministic_ddim_step_moves_along_the_exact_noise():
     assert torch.allclose(out.prev_sample, a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps, atol=1e-12)
     with pytest.raises(ValueError, match="needs one generator per sample"):
         DDIMScheduler(sched, 10, eta=0.5).step(eps, t, x0)
+
+
+@pytest.mark.parametrize("steps", [10, 50])
+def test_coarse_ddim_on_a_gaussian_is_the_closed_form_linear_map_and_under_disperses(steps):
+    """With the exact noise predictor of N(0, s^2), a deterministic DDIM step is the linear map
+    x_prev = c x_t, c = (sqrt(a_prev a) s^2 + sqrt((1 - a_prev)(1 - a))) / (a s^2 + 1 - a), while the
+    exact flow scales by sqrt(v_prev / v_t), v = a s^2 + 1 - a. By Cauchy-Schwarz c is the smaller:
+    coarse DDIM under-disperses even with a perfect network (the PDE priors' spread is judged
+    against this, not against 1)."""
+    from equireg_lit.diffusion.scheduler import DDIMScheduler
+
+    s = 0.5
+    prior = GaussianPrior(0.0, s, 1, 4)
+    gens = [torch.Generator().manual_seed(i) for i in range(8)]
+    x_T = torch.stack([torch.randn(1, 4, 4, generator=torch.Generator().manual_seed(i)) for i in range(8)])
+    out = DPS(num_steps=steps, eta=0.0, clip_x0=False).sample(prior, (8, 1, 4, 4), gens).x
+    sched = DDIMScheduler(prior.schedule, steps, eta=0.0, clip_sample=False)
+    factor = 1.0
+    for t in sched.timesteps:
+        a, a_prev = sched.alpha_prod(t), sched.alpha_prod_prev(t)
+        factor *= ((a_prev * a) ** 0.5 * s**2 + ((1 - a_prev) * (1 - a)) ** 0.5) / (a * s**2 + 1 - a)
+    assert torch.allclose(out, factor * x_T, rtol=1e-4, atol=1e-6)
+    exact = s / (sched.alpha_prod(sched.timesteps[0]) * s**2 + 1 - sched.alpha_prod(sched.timesteps[0])) ** 0.5
+    assert factor < exact and factor / exact == pytest.approx({10: 0.719, 50: 0.938}[steps], abs=0.01)
