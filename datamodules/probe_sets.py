@@ -41,19 +41,9 @@ class ProbeSetsDataModule(pl.LightningDataModule):
         batch_size: Batch size.
     """
 
-    def __init__(
-        self,
-        prior_weights: str = "mnist32",
-        cache_dir: str = "data_cache/probe_sets",
-        steps: int = 50,
-        zeta: float = 1.0,
-        num_traj_train: int = 150,
-        num_traj_eval: int = 100,
-        num_on_train: int = 2000,
-        num_prior_samples: int = 200,
-        seed: int = 0,
-        batch_size: int = 64,
-    ):
+    def __init__(self, prior_weights: str = "mnist32", cache_dir: str = "data_cache/probe_sets", steps: int = 50,
+                 zeta: float = 1.0, num_traj_train: int = 150, num_traj_eval: int = 100, num_on_train: int = 2000,
+                 num_prior_samples: int = 200, seed: int = 0, batch_size: int = 64):
         super().__init__()
         self.cache_dir = cache_dir
         self.prov_args = dict(prior_weights=prior_weights, steps=steps, zeta=zeta, num_traj_train=num_traj_train,

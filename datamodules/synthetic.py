@@ -24,16 +24,8 @@ class GaussianDataModule(PredictDataModule):
         **kwargs: Batch size, range to predict (see ``PredictDataModule``).
     """
 
-    def __init__(
-        self,
-        mean: float = 0.0,
-        std: float = 0.5,
-        channels: int = 1,
-        image_size: int = 8,
-        num_samples: int = 16,
-        seed: int = 0,
-        **kwargs,
-    ):
+    def __init__(self, mean: float = 0.0, std: float = 0.5, channels: int = 1, image_size: int = 8,
+                 num_samples: int = 16, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         check_range("std", std, 0.0, low_open=True)
         if num_samples < 1:

@@ -54,20 +54,9 @@ class DAPS(Solver):
             costs ``langevin_steps`` evaluations of f per level, 20x DAPS-1K's network work).
     """
 
-    def __init__(
-        self,
-        annealing_steps: int = 200,
-        ode_steps: int = 5,
-        langevin_steps: int = 100,
-        lr: float = 1e-4,
-        lr_min_ratio: float = 0.01,
-        tau: float = 0.01,
-        sigma_max: float = 100.0,
-        sigma_min: float = 0.1,
-        ode_sigma_min: float = 0.01,
-        rho: float = 7.0,
-        penalty_every: int | None = None,
-    ):
+    def __init__(self, annealing_steps: int = 200, ode_steps: int = 5, langevin_steps: int = 100, lr: float = 1e-4,
+                 lr_min_ratio: float = 0.01, tau: float = 0.01, sigma_max: float = 100.0, sigma_min: float = 0.1,
+                 ode_sigma_min: float = 0.01, rho: float = 7.0, penalty_every: int | None = None):
         if annealing_steps < 1 or ode_steps < 1 or langevin_steps < 0:
             raise ConfigError(f"annealing_steps and ode_steps must be >= 1 and langevin_steps >= 0, got "
                               f"{annealing_steps}, {ode_steps}, {langevin_steps}")

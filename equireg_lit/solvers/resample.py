@@ -108,21 +108,10 @@ class ReSample(Solver):
 
     latent = True
 
-    def __init__(
-        self,
-        num_steps: int = 500,
-        zeta: float = 0.5,
-        consistency_steps: int = 500,
-        pixel_consistency_steps: int = 2000,
-        resample_every: int = 10,
-        time_travel_steps: int = 5,
-        gamma: float = 40.0,
-        latent_lr: float = 5e-3,
-        pixel_lr: float = 1e-2,
-        patience: int = 200,
-        eta: float = 0.0,
-        divergence_threshold: float = 1e4,
-    ):
+    def __init__(self, num_steps: int = 500, zeta: float = 0.5, consistency_steps: int = 500,
+                 pixel_consistency_steps: int = 2000, resample_every: int = 10, time_travel_steps: int = 5,
+                 gamma: float = 40.0, latent_lr: float = 5e-3, pixel_lr: float = 1e-2, patience: int = 200,
+                 eta: float = 0.0, divergence_threshold: float = 1e4):
         if num_steps < 1 or resample_every < 1:
             raise ConfigError(f"num_steps and resample_every must be >= 1, got {num_steps} and {resample_every}")
         if time_travel_steps < 1:

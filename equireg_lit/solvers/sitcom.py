@@ -46,16 +46,9 @@ class SITCOM(Solver):
             noise level.
     """
 
-    def __init__(
-        self,
-        num_steps: int = 20,
-        consistency_steps: int = 30,
-        lr: float = 0.02,
-        lambda_b: float = 0.0,
-        equireg_placement: Literal["phase", "objective"] = "phase",
-        equi_phase_steps: int = 30,
-        stop_at_noise_level: bool = True,
-    ):
+    def __init__(self, num_steps: int = 20, consistency_steps: int = 30, lr: float = 0.02, lambda_b: float = 0.0,
+                 equireg_placement: Literal["phase", "objective"] = "phase", equi_phase_steps: int = 30,
+                 stop_at_noise_level: bool = True):
         if num_steps < 1:
             raise ConfigError(f"num_steps must be >= 1, got {num_steps}")
         if consistency_steps < 0 or equi_phase_steps < 0:
