@@ -2,7 +2,6 @@ import pytest
 from pathlib import Path
 import torch
 
-from equireg_lit.errors import DataError
 from torch import nn
 
 import lightning.pytorch as pl

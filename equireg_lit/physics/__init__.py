@@ -1,9 +1,10 @@
-"""Forward operators (deepinv ``Physics`` subclasses) for image restoration tasks."""
+"""Forward operators (deepinv ``Physics`` subclasses): image restoration tasks, a dense Gaussian
+matrix and sparse observations of PDE fields."""
 
+from equireg_lit.physics.linear import DenseGaussian, SparsePoints
 from equireg_lit.physics.noise import SeededGaussianNoise, simulate
 from equireg_lit.physics.operators import (
     BoxInpainting,
-    DenseGaussian,
     FourierPhaseRetrieval,
     GaussianBlur,
     HighDynamicRange,
@@ -11,7 +12,6 @@ from equireg_lit.physics.operators import (
     MaskInpainting,
     MotionBlur,
     RandomInpainting,
-    SparsePoints,
     SuperResolution,
     TaskOperator,
 )
