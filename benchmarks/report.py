@@ -25,6 +25,10 @@ tables in `benchmarks/results/` (do not edit by hand). Every table names its mac
 command that reproduces it; `python -m benchmarks run STUDY --quick` runs a small version in
 minutes on CPU. Comparisons are paired on held-out test samples with 95 % t-intervals; every
 tuned number was chosen on the validation split (`configs/tuned/`, each file says how).
+In the restoration tables, *time / network* is a run's wall time over the time it spent in the
+prior's own forward and backward passes, both measured in the same run (a machine whose load
+changes between runs does not move it; evaluations of f count as time outside the network);
+*time / baseline* compares runs, and *nfe* counts the prior's and f's evaluations per sample.
 """
 
 
@@ -58,17 +62,27 @@ def _nfe(rows: dict[int, dict]) -> str:
     return f" ({sum(nfe) / len(nfe):.0f} nfe)" if nfe else ""
 
 
+def _own_network_ratio(rows: dict[int, dict]) -> str:
+    """A sampler's time over its own network forward+backward time, both measured in the same run
+    (so a machine whose load changes between cells does not move it): the sampler's overhead."""
+    net = [r["network_seconds"] for r in rows.values() if r.get("network_seconds")]
+    if len(net) != len(rows):
+        return "—"
+    return f"{sum(r['seconds'] for r in rows.values()) / sum(net):.2f}"
+
+
 def restoration_table(study: Study) -> tuple[str, set[str]]:
     """Per task and step count, the baseline's metric, then one row per method: its paired
-    difference to the baseline with a 95 % interval, samples improved, its tuned numbers, time per
-    sample relative to the baseline and network evaluations (a long table: any number of methods)."""
+    difference to the baseline with a 95 % interval, samples improved, its tuned numbers, its time
+    over its own network time, time per sample relative to the baseline and network evaluations (a
+    long table: any number of methods)."""
     others = [m for m in study.methods if m != study.baseline]
     has_ssim = study.metric == "psnr"
     head = ["task", "steps", "method", "n", "tuned", "metric", f"Δ vs {study.baseline} [95% CI]", "improved"]
     head += ["ΔSSIM [95% CI]"] if has_ssim else []
     head += ["digits read"] if study.dataset == "mnist32" else []
     head += study.secondary_metrics
-    head += [f"time / {study.baseline}", "device"]
+    head += ["time / network", f"time / {study.baseline}", "device"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     devices: set[str] = set()
     missing = 0
@@ -101,7 +115,7 @@ def restoration_table(study: Study) -> tuple[str, set[str]]:
                 values = [x[name] for x in r.values() if x.get(name) is not None]
                 cols.append(_mean_se_text(values, name) if len(values) == len(r) else "—")
             ratio = mean_se([x["seconds"] for x in r.values()])[0] / t_base
-            cols += [f"{ratio:.2f}{_nfe(r)}", " / ".join(sorted({x["device"] for x in r.values()}))]
+            cols += [_own_network_ratio(r), f"{ratio:.2f}{_nfe(r)}", " / ".join(sorted({x["device"] for x in r.values()}))]
             devices |= {x["device"] for x in r.values()}
             lines.append("| " + " | ".join(cols) + " |")
     note = f"{missing} of {len(by_key)} (task, steps) groups not run yet: `python -m benchmarks run {study.name}`."
