@@ -32,6 +32,7 @@ def test_regular_wheel_layout(tmp_path, repo_root):
     assert "equireg_lit/callbacks/prediction_writer.py" in names
     assert "equireg_lit/datamodules/mnist.py" in names
     assert any(n.startswith("equireg_lit/weights/") for n in names)
+    assert "equireg_lit/weights/mnist32_latent/unet/diffusion_pytorch_model.safetensors" in names
 
 
 def test_dockerfile_installs_with_ci_constraints_as_a_non_root_user(repo_root):
