@@ -47,6 +47,40 @@ def shipped_latent_dir(name: str) -> Path:
     return root
 
 
+def load_autoencoder(path: str | Path) -> nn.Module:
+    """A diffusers ``VQModel`` or ``AutoencoderKL`` from a local folder (as ``save_pretrained``
+    writes it), in eval mode; a missing or foreign config is one named error."""
+    from diffusers import AutoencoderKL, VQModel
+
+    ae_dir = Path(path).expanduser()
+    ae_class = _read_json(ae_dir / "config.json", "autoencoder config").get("_class_name")
+    if ae_class not in ("VQModel", "AutoencoderKL"):
+        raise DataError(f"{ae_dir}/config.json names {ae_class!r}; expected VQModel or AutoencoderKL")
+    kind = VQModel if ae_class == "VQModel" else AutoencoderKL
+    return kind.from_pretrained(str(ae_dir), local_files_only=True, low_cpu_mem_usage=False).eval()
+
+
+def scaling_factor(autoencoder: nn.Module) -> float:
+    """The factor the latents are multiplied by for the diffusion model (1 when not configured)."""
+    return float(getattr(autoencoder.config, "scaling_factor", 1.0) or 1.0)
+
+
+def encode_scaled(autoencoder: nn.Module, x: Tensor, scale: float) -> Tensor:
+    """Images in [-1, 1] to latents times ``scale``: a KL autoencoder's posterior mean, a VQ
+    model's pre-quantization latent (as the diffusers pipelines encode)."""
+    if type(autoencoder).__name__ == "VQModel":
+        return autoencoder.encode(x).latents * scale
+    return autoencoder.encode(x).latent_dist.mode() * scale
+
+
+def decode_scaled(autoencoder: nn.Module, z: Tensor, scale: float, quantize: bool = True) -> Tensor:
+    """Latents times ``scale`` back to images; a VQ model quantizes them first unless
+    ``quantize`` is False (straight-through gradients either way)."""
+    if type(autoencoder).__name__ == "VQModel":
+        return autoencoder.decode(z / scale, force_not_quantize=not quantize).sample
+    return autoencoder.decode(z / scale).sample
+
+
 class LatentDiffusionPrior(DiffusionPrior):
     """Autoencoder (diffusers ``VQModel`` or ``AutoencoderKL``) + latent ``UNet2DModel`` + schedule.
 
@@ -61,7 +95,7 @@ class LatentDiffusionPrior(DiffusionPrior):
     """
 
     def __init__(self, weights: str, quantize: bool = True):
-        from diffusers import AutoencoderKL, UNet2DModel, VQModel
+        from diffusers import UNet2DModel
 
         root = shipped_latent_dir(weights) if "/" not in weights and "." not in weights else Path(weights).expanduser()
         if not root.is_dir():
@@ -69,9 +103,6 @@ class LatentDiffusionPrior(DiffusionPrior):
         ae_dir = next((root / d for d in ("vqvae", "vae") if (root / d).is_dir()), None)
         if ae_dir is None:
             raise DataError(f"{root} has no autoencoder (vqvae/ or vae/); {LATENT_HELP}")
-        ae_class = _read_json(ae_dir / "config.json", "autoencoder config").get("_class_name")
-        if ae_class not in ("VQModel", "AutoencoderKL"):
-            raise DataError(f"{ae_dir}/config.json names {ae_class!r}; expected VQModel or AutoencoderKL")
         _read_json(root / "unet" / "config.json", "latent UNet config")
         sched = _read_json(root / "scheduler" / "scheduler_config.json", "scheduler config")
         if sched.get("prediction_type", "epsilon") != "epsilon":
@@ -79,16 +110,14 @@ class LatentDiffusionPrior(DiffusionPrior):
         name = sched.get("beta_schedule", "linear")
         if name not in ("linear", "scaled_linear"):
             raise DataError(f"{root}/scheduler: beta_schedule {name!r} is not supported (linear, scaled_linear)")
-        ae_type = VQModel if ae_class == "VQModel" else AutoencoderKL
-        autoencoder = ae_type.from_pretrained(str(ae_dir), local_files_only=True, low_cpu_mem_usage=False)
+        autoencoder = load_autoencoder(ae_dir)
         unet = UNet2DModel.from_pretrained(str(root / "unet"), local_files_only=True, low_cpu_mem_usage=False)
         super().__init__(unet.config.in_channels, unet.config.sample_size, "linear", 1000)
         self.schedule = NoiseSchedule(name, int(sched.get("num_train_timesteps", 1000)),
                                       float(sched.get("beta_start", 1e-4)), float(sched.get("beta_end", 0.02)))
-        self.autoencoder, self.unet = autoencoder.eval(), unet.eval()
-        self.is_vq = ae_class == "VQModel"
+        self.autoencoder, self.unet = autoencoder, unet.eval()
         self.quantize = quantize
-        self.scaling_factor = float(getattr(autoencoder.config, "scaling_factor", 1.0) or 1.0)
+        self.scaling_factor = scaling_factor(autoencoder)
         self.image_channels = int(autoencoder.config.in_channels)
         self.downsampling = 2 ** (len(autoencoder.config.block_out_channels) - 1)
         self.pixel_size = None if unet.config.sample_size is None else unet.config.sample_size * self.downsampling
@@ -101,20 +130,12 @@ class LatentDiffusionPrior(DiffusionPrior):
         return self.unet(z_t, t).sample
 
     def encode(self, x: Tensor) -> Tensor:
-        """Images ``[B, C, H, W]`` in [-1, 1] to scaled latents (the posterior mean for a KL
-        autoencoder, the pre-quantization latent for a VQ model); differentiable."""
-        if self.is_vq:
-            z = self.autoencoder.encode(x).latents
-        else:
-            z = self.autoencoder.encode(x).latent_dist.mode()
-        return z * self.scaling_factor
+        """Images ``[B, C, H, W]`` in [-1, 1] to scaled latents; differentiable."""
+        return encode_scaled(self.autoencoder, x, self.scaling_factor)
 
     def decode(self, z: Tensor) -> Tensor:
         """Scaled latents to images in (about) [-1, 1]; differentiable."""
-        z = z / self.scaling_factor
-        if self.is_vq:
-            return self.autoencoder.decode(z, force_not_quantize=not self.quantize).sample
-        return self.autoencoder.decode(z).sample
+        return decode_scaled(self.autoencoder, z, self.scaling_factor, self.quantize)
 
     def check_input(self, shape: tuple[int, ...] | torch.Size, what: str = "data") -> None:
         """Raise a clear error when images of ``shape`` (what a user gives: the sampler works on

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from equireg_lit.diffusion.latent import LATENT_HELP, save_latent_pipeline
+from equireg_lit.diffusion.latent import (LATENT_HELP, decode_scaled, encode_scaled, load_autoencoder,
+                                         save_latent_pipeline, scaling_factor)
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import DataError
 from equireg_lit.models.score import ScoreModule
@@ -18,18 +19,14 @@ from equireg_lit.utils.io import atomic_write_json
 from equireg_lit.weights import prior_provenance
 
 
-def load_autoencoder(path: str):
-    """A diffusers ``AutoencoderKL`` or ``VQModel`` from a local directory (frozen, eval mode)."""
-    from diffusers import AutoencoderKL, VQModel
-
+def frozen_autoencoder(path: str) -> torch.nn.Module:
+    """The autoencoder folder the latent network trains on, frozen; a missing one says how to make it."""
     root = Path(path).expanduser()
-    config = root / "config.json"
-    if not config.is_file():
+    if not (root / "config.json").is_file():
         raise DataError(f"no autoencoder at {root} (config.json missing); train one with "
                         "`equireg fit --config configs/fit/autoencoder_mnist32.yaml` or point to the vae/ "
                         f"(or vqvae/) folder of a latent diffusion directory: {LATENT_HELP}")
-    kind = VQModel if '"VQModel"' in config.read_text() else AutoencoderKL
-    return kind.from_pretrained(str(root), local_files_only=True, low_cpu_mem_usage=False).requires_grad_(False).eval()
+    return load_autoencoder(root).requires_grad_(False)
 
 
 class LatentScoreModule(ScoreModule):
@@ -50,9 +47,8 @@ class LatentScoreModule(ScoreModule):
 
     def __init__(self, prior: DiffusionPrior, autoencoder: str, export_dir: str | None = None, **kwargs):
         super().__init__(prior, export_path=export_dir, **kwargs)
-        self.autoencoder = load_autoencoder(autoencoder)
-        self.scaling_factor = float(getattr(self.autoencoder.config, "scaling_factor", 1.0) or 1.0)
-        self.is_vq = type(self.autoencoder).__name__ == "VQModel"
+        self.autoencoder = frozen_autoencoder(autoencoder)
+        self.scaling_factor = scaling_factor(self.autoencoder)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -61,13 +57,11 @@ class LatentScoreModule(ScoreModule):
 
     @torch.no_grad()
     def to_training_space(self, images: Tensor) -> Tensor:
-        if self.is_vq:
-            return self.autoencoder.encode(images).latents * self.scaling_factor
-        return self.autoencoder.encode(images).latent_dist.mode() * self.scaling_factor
+        return encode_scaled(self.autoencoder, images, self.scaling_factor)
 
     @torch.no_grad()
     def from_training_space(self, z: Tensor) -> Tensor:
-        return self.autoencoder.decode(z / self.scaling_factor).sample
+        return decode_scaled(self.autoencoder, z, self.scaling_factor)
 
     def export(self, path: str | Path, config_text: str | None = None) -> None:
         """Write the latent diffusion directory with the EMA network and provenance."""
