@@ -159,6 +159,13 @@ def test_a_tiny_study_runs_end_to_end_through_predict_and_resumes(sandbox, monke
     rows = runner.read_rows(sandbox / "results" / "tiny" / "samples.csv")
     assert len(rows) == 4 and {r["method"] for r in rows} == {"dps", "equireg"}
     assert all(r["steps"] == 2 and r["split"] == "test" and "psnr" in r and "digit_correct" in r for r in rows)
+    from benchmarks.report import restoration_table
+
+    table, _ = restoration_table(s)
+    header, *body = [line for line in table.splitlines() if line.startswith("| ")]
+    column = header.split(" | ").index("time / network")
+    own = [float(line.split(" | ")[column]) for line in body]
+    assert len(own) == 2 and all(x >= 1.0 for x in own)  # a run's time includes its network time
     called = []
     monkeypatch.setattr("equireg_lit.cli.main", lambda argv: called.append(argv))
     runner.run_study(s)  # every cell's table is complete: nothing runs again
