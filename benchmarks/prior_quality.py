@@ -22,10 +22,10 @@ import torch
 
 from equireg_lit.data.mnist import mnist32, split_indices
 from equireg_lit.diffusion import DiffusersUNetPrior, LatentDiffusionPrior
+from equireg_lit.diffusion.latent import is_latent_weights
 from equireg_lit.metrics.digits import classifier_outputs, frechet_distance, load_digit_classifier
 from equireg_lit.rng import draw_generators
 from equireg_lit.solvers import DPS, LatentDPS
-from equireg_lit.weights import SHIPPED_DIR
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -39,16 +39,16 @@ def autoencoder_report(prior: LatentDiffusionPrior, images: torch.Tensor, seed: 
     from equireg_lit.metrics import batch_psnr
 
     z = prior.encode(images)
-    recon = prior.decode(z).clamp(-1, 1)
     flip = lambda t: t.flip(-1)  # noqa: E731
 
-    def rel_error(latents: torch.Tensor) -> torch.Tensor:
+    def decoded_and_rel_error(latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         d = prior.decode(latents)
-        return (prior.decode(flip(latents)) - flip(d)).flatten(1).norm(dim=1) / d.flatten(1).norm(dim=1)
+        return d, (prior.decode(flip(latents)) - flip(d)).flatten(1).norm(dim=1) / d.flatten(1).norm(dim=1)
 
     noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(seed + 3)) * z.std()
-    on_data, off_data = rel_error(z), rel_error(noise)
-    p = batch_psnr(recon, images)
+    recon, on_data = decoded_and_rel_error(z)
+    _, off_data = decoded_and_rel_error(noise)
+    p = batch_psnr(recon.clamp(-1, 1), images)
     n = len(images)
     return {
         "reconstruction_psnr": {"mean": p.mean().item(), "se": (p.std() / n**0.5).item(), "n": n},
@@ -78,7 +78,7 @@ def main() -> None:
     p.add_argument("--out", default=str(RESULTS / "prior_quality"))
     args = p.parse_args()
 
-    latent = (SHIPPED_DIR / args.prior / "unet").is_dir() or (Path(args.prior) / "unet").is_dir()
+    latent = is_latent_weights(args.prior)
     prior = (LatentDiffusionPrior(args.prior) if latent else DiffusersUNetPrior(weights=args.prior)).eval()
     clf = load_digit_classifier(args.classifier)
     images, labels = mnist32()

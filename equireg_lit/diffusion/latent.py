@@ -34,6 +34,15 @@ def _read_json(path: Path, what: str) -> dict:
         raise DataError(f"{path} is not valid JSON ({err.msg}, line {err.lineno}); re-save the {what}") from None
 
 
+def is_latent_weights(weights: str) -> bool:
+    """Whether ``weights`` names a latent diffusion directory (shipped or a local path) rather
+    than a pixel prior's weights."""
+    from equireg_lit.weights import SHIPPED_DIR
+
+    root = SHIPPED_DIR / weights if "/" not in weights and "." not in weights else Path(weights).expanduser()
+    return (root / "unet").is_dir()
+
+
 def shipped_latent_dir(name: str) -> Path:
     """The shipped latent diffusion directory ``equireg_lit/weights/<name>`` (a one-name error
     listing the shipped ones otherwise)."""
