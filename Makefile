@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all install
+.PHONY: demo test test-all install devsite
 
 install: $(STAMP)
 
@@ -22,3 +22,14 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -m ""
+
+# The pure-Python packages a lent GPU machine's image lacks (deepinv, diffusers without its
+# pipelines, jsonargparse, mlxtend, ...), packed to travel with `benchmarks/gpu_session.sh`.
+devsite: $(STAMP)
+	rm -rf build/devsite build/wheels && mkdir -p build
+	$(VENV)/bin/python -m pip download -q --no-deps --only-binary=:all: -d build/wheels -c constraints.txt \
+	    deepinv diffusers jsonargparse docstring_parser mlxtend natsort
+	$(VENV)/bin/python -m pip install -q --no-deps --no-compile --target build/devsite build/wheels/*.whl
+	cd build/devsite && rm -rf bin docs examples deepinv/tests diffusers/pipelines/* diffusers/modular_pipelines/* \
+	    && touch diffusers/pipelines/__init__.py diffusers/modular_pipelines/__init__.py
+	tar -cJf devsite.tar.xz -C build/devsite .

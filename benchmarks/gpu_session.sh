@@ -1,0 +1,66 @@
+#!/bin/bash
+# What this project runs when a session is lent a GPU (one short, prepared script; see
+# docs/reproducing.md, "On a lent GPU"). Usage, from the repository root on the GPU machine:
+#
+#   OUT=/some/dir bash benchmarks/gpu_session.sh [SECONDS]
+#
+# SECONDS (default 540) bounds the whole script. Steps:
+#   1. install: the project (editable, no dependencies) and the pure-Python packages the machine's
+#      image lacks, from devsite.tar.xz when present (built with `make devsite`);
+#   2. the GPU cost tables on a quiet GPU: python -m benchmarks.cost --device cuda --out gpu;
+#   3. side by side (kernel launches, not arithmetic, bound these small networks, so processes
+#      share the GPU well): the MNIST 1000-step test cells, one process per task, and a fine-tune
+#      of the natural32 prior from the committed snapshot (checkpoints/natural32/) at batch 256;
+#   4. everything that came out, packed under $OUT (at most 8 files).
+set -u
+BUDGET=${1:-540}
+OUT=${OUT:-build/gpu_out}
+mkdir -p "$OUT" build/gpu_logs
+LOGS=build/gpu_logs
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2  # seven processes share 16 cores
+START=$(date +%s)
+left() { echo $(( BUDGET - ($(date +%s) - START) )); }
+
+if [ -f devsite.tar.xz ]; then
+  mkdir -p /tmp/site && tar -xJf devsite.tar.xz -C /tmp/site && export PYTHONPATH=/tmp/site
+fi
+python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >"$LOGS/install.log" 2>&1 \
+  || { tail -20 "$LOGS/install.log"; exit 1; }
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$LOGS/gpu.txt" 2>&1
+python3 -c "import torch, equireg_lit.cli, benchmarks.runner; from diffusers import UNet2DModel; import deepinv, mlxtend.data;
+print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0))" \
+  | tee -a "$LOGS/gpu.txt" || exit 1
+
+# 2. cost tables, nothing else running
+timeout 100 python3 -m benchmarks.cost --device cuda --out gpu --repeats 3 --steps 20 --batch 16 \
+  --batches 1 4 16 64 >"$LOGS/cost.log" 2>&1
+echo "cost: rc $? at $(( $(date +%s) - START )) s"
+
+# 3. side by side, all stopped ~40 s before the budget so their files can be packed
+T=$(( $(left) - 40 ))
+FIT_MIN=$(( (T - 30) / 60 ))
+timeout -s TERM "$T" python3 -m equireg_lit.cli fit --config configs/fit/score_natural32.yaml \
+  --model.init_args.prior.init_args.random_init false \
+  --model.init_args.prior.init_args.weights checkpoints/natural32/net.safetensors \
+  --model.init_args.ema_weights checkpoints/natural32/ema.safetensors \
+  --data.init_args.batch_size 256 --trainer.max_steps 5000 --trainer.max_time "00:00:$(printf %02d "$FIT_MIN"):00" \
+  --model.init_args.sample_every_n_epochs 10 \
+  --trainer.default_root_dir runs/score_natural32_gpu \
+  --trainer.callbacks '[{class_path: lightning.pytorch.callbacks.ModelCheckpoint, init_args: {dirpath: runs/score_natural32_gpu/checkpoints, every_n_train_steps: 500, save_last: true}}]' \
+  --model.init_args.export_path runs/score_natural32_gpu/natural32.safetensors >"$LOGS/fit.log" 2>&1 &
+for task in random_inpainting sr4 gaussian_blur motion_blur phase_retrieval hdr; do
+  timeout "$T" python3 -m benchmarks run mnist32_quality --only test --cells "${task}_*_s1000" \
+    --batch-size 100 >"$LOGS/mnist_$task.log" 2>&1 &
+done
+wait
+echo "side by side: done at $(( $(date +%s) - START )) s"
+
+# 4. pack
+tar -czf "$OUT/logs.tgz" "$LOGS" runs/score_natural32_gpu/lightning_logs/*/metrics.csv \
+  runs/score_natural32_gpu/lightning_logs/*/events.* 2>/dev/null
+tar -czf "$OUT/results.tgz" benchmarks/results/gpu benchmarks/results/mnist32_quality/cells 2>/dev/null
+cp runs/score_natural32_gpu/natural32.safetensors runs/score_natural32_gpu/natural32.json "$OUT/" 2>/dev/null
+CKPT=$(ls -t runs/score_natural32_gpu/lightning_logs/*/checkpoints/interrupted.ckpt \
+  runs/score_natural32_gpu/checkpoints/last.ckpt 2>/dev/null | head -1)
+[ -n "$CKPT" ] && split -b 15M "$CKPT" "$OUT/natural32_ckpt.part-"
+ls -la "$OUT"
