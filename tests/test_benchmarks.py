@@ -195,3 +195,35 @@ def test_the_cell_hash_ignores_comments_and_follows_weight_files(sandbox):
     with_dir = cell.config_hash()
     (folder / "unet" / "config.json").write_text('{"retrained": true}')
     assert cell.config_hash() != with_dir
+
+
+def test_gradient_alignment_is_one_for_a_penalty_pointing_at_the_truth_and_minus_one_away():
+    """The payoff predictor's sign convention: cos(grad R(x0_hat), x0_hat - x)."""
+    import torch
+
+    from benchmarks.probe_payoff import alignment
+
+    class Distance:
+        def __init__(self, target, sign):
+            self.target, self.sign = target, sign
+
+        def mean_penalty(self, x):
+            return self.sign * ((x - self.target) ** 2).flatten(1).sum(1)
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 1, 8, 8, generator=g)
+    x0 = x + torch.randn(3, 1, 8, 8, generator=g)
+    assert alignment(Distance(x, 1.0), x0, x) == pytest.approx(1.0, abs=1e-6)
+    assert alignment(Distance(x, -1.0), x0, x) == pytest.approx(-1.0, abs=1e-6)
+    other = x0 + torch.randn(3, 1, 8, 8, generator=g)  # a minimum elsewhere: between -1 and 1
+    assert -1.0 < alignment(Distance(other, 1.0), x0, x) < 1.0
+
+
+def test_the_payoff_study_measures_every_candidate_of_the_selection_report():
+    import yaml
+
+    from benchmarks.probe_payoff import payoff_name
+
+    blocks = yaml.safe_load((study.CONFIGS / "test" / "select_mnist32.yaml").read_text())["model"]["init_args"]["candidates"]
+    payoff = study.load("mnist32_probe_payoff")
+    assert {payoff_name(c) for c in blocks} == set(payoff.methods) - {payoff.baseline}
