@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.runner import RESULTS, cell_file, read_rows
+from benchmarks.runner import RESULTS, cell_file, format_mean, read_rows, value_mean
 from benchmarks.stats import mean_se, paired
 from benchmarks.study import REPO, Cell, Study, StudyError, all_studies
 
@@ -202,10 +202,11 @@ def tuning_table(study: Study) -> str:
         r0 = rows[0]
         for k, v in json.loads(r0["settings"]).items():
             metric = study.metric_for(r0["task"])
-            groups[(r0["task"], r0["steps"], r0["method"], k)][v] = (mean_se([r[metric] for r in rows]), len(rows))
+            groups[(r0["task"], r0["steps"], r0["method"], k)][v] = (
+                value_mean(rows, metric, study.lower_is_better), len(rows))
     lines = ["| task | steps | method | parameter | validation metric by value (n) |", "|---|---|---|---|---|"]
     for (task, steps, method, key), means in sorted(groups.items()):
-        cells = ", ".join(f"{v:g}: {m:.4g} ({n})" for v, ((m, _), n) in sorted(means.items()))
+        cells = ", ".join(f"{v:g}: {format_mean(m)} ({n})" for v, ((m, _), n) in sorted(means.items()))
         lines.append(f"| {task} | {steps} | {method} | {key} ({study.metric_for(task)}) | {cells} |")
     return "\n".join(lines) if len(lines) > 2 else ""
 

@@ -15,6 +15,7 @@ import csv
 import fnmatch
 import io
 import json
+import math
 import shlex
 import subprocess
 import sys
@@ -72,8 +73,13 @@ def write_rows(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def run_cell(cell: Cell, quick: bool = False, batch_size: int | None = None) -> list[dict]:
-    """The cell's per-sample rows; runs ``equireg predict`` for the samples not yet in its table."""
+def run_cell(cell: Cell, quick: bool = False, batch_size: int | None = None,
+             allow_diverged: bool = False) -> list[dict]:
+    """The cell's per-sample rows; runs ``equireg predict`` for the samples not yet in its table.
+
+    ``allow_diverged`` (tuning cells): samples the solver reports as diverged become rows with
+    ``diverged_step`` and no metrics, instead of an error, so a grid value that breaks the sampler
+    loses the selection (see ``value_mean``) rather than stopping the tuning."""
     digest = cell.config_hash()  # parses every part and hashes weight files: once per cell
     out = cell_file(cell, quick, digest)
     if out.is_file():
@@ -93,15 +99,25 @@ def run_cell(cell: Cell, quick: bool = False, batch_size: int | None = None) -> 
         argv += ["--data.init_args.batch_size", str(batch_size)]
     print(f"[benchmarks] {cell.study} {cell.split} {cell.name} (n {cell.n})", flush=True)
     t0 = time.perf_counter()
-    main(argv)
-    with open(root / "predictions" / "metrics.csv", newline="") as fh:
+    diverged: dict[int, int] = {}
+    try:
+        main(argv)
+    except SystemExit as err:
+        failures = root / "predictions" / "failures.json"
+        if not (allow_diverged and err.code not in (0, None) and failures.is_file()):
+            raise
+        diverged = {int(k): int(v) for k, v in json.loads(failures.read_text()).items()}
+        print(f"[benchmarks] {cell.name}: {len(diverged)} sample(s) diverged; kept as rows without metrics", flush=True)
+    metrics = root / "predictions" / "metrics.csv"
+    with open(metrics, newline="") if metrics.is_file() else io.StringIO("") as fh:
         samples = [_typed(r) for r in csv.DictReader(fh)]
+    samples += [{"index": i, "diverged_step": step} for i, step in diverged.items()]
     samples = sorted((r for r in samples if r["index"] < cell.n), key=lambda r: r["index"])
     ident = {"study": cell.study, "split": cell.split, "dataset": cell.dataset, "task": cell.task,
              "method": cell.method, "steps": cell.steps, "settings": json.dumps(dict(cell.settings), sort_keys=True),
              "config": digest, "device": device_name()}
     if cell.dataset == "mnist32":
-        _add_digit_correct(samples, root / "predictions" / "samples")
+        _add_digit_correct([r for r in samples if "diverged_step" not in r], root / "predictions" / "samples")
     rows = [{**ident, **r} for r in samples]
     write_rows(out, rows)
     print(f"[benchmarks] {cell.name}: {len(rows)} samples in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -159,6 +175,14 @@ def grid_values(study: Study, stage: TuneStage, task: str, steps: int) -> list[f
     return [float(f"{base * f:.2g}") for f in g["factors"]]
 
 
+def value_mean(rows: list[dict], metric: str, lower_is_better: bool) -> tuple[float, float]:
+    """Mean and standard error of a grid value's validation metric; the worst possible value when
+    any sample diverged (a setting that breaks the sampler on validation data is never chosen)."""
+    if any(metric not in r for r in rows):
+        return (math.inf if lower_is_better else -math.inf), math.nan
+    return mean_se([r[metric] for r in rows])
+
+
 def select(means: dict[float, float], lower_is_better: bool) -> float:
     """The selection rule: the grid value with the best mean validation metric."""
     return (min if lower_is_better else max)(means, key=means.get)
@@ -181,8 +205,8 @@ def tune_stage(study: Study, stage: TuneStage, tasks: list[str], cell_filter: st
                     for m in stage.methods:
                         cell = study.method_cell(m, task, steps, "val", stage.n, {stage.parameter: v})
                         cell = _without_part(cell, writes)
-                        per_method += [r[study.metric_for(task)] for r in run_cell(cell, batch_size=batch_size)]
-                    means[v] = mean_se(per_method)
+                        per_method += run_cell(cell, batch_size=batch_size, allow_diverged=True)
+                    means[v] = value_mean(per_method, study.metric_for(task), study.lower_is_better)
                 best = select({v: m for v, (m, _) in means.items()}, study.lower_is_better)
                 ordered = sorted(means)
                 if ordered[0] < best < ordered[-1] or len(ordered) == 1:
@@ -200,6 +224,10 @@ def _without_part(cell: Cell, part: str) -> Cell:
     return replace(cell, tuned=tuple(t for t in cell.tuned if t != part))
 
 
+def format_mean(m: float) -> str:
+    return f"{m:.4g}" if math.isfinite(m) else "diverged"
+
+
 def write_tuned(study: Study, stage: TuneStage, task: str, steps: int, part: str,
                 means: dict[float, tuple[float, float]], best: float) -> None:
     """The tuned part: the chosen value under its config path, with how it was chosen."""
@@ -209,7 +237,7 @@ def write_tuned(study: Study, stage: TuneStage, task: str, steps: int, part: str
         node = {p: {"init_args": node}}
     doc = {"model": {"init_args": node}}
     better = "lowest" if study.lower_is_better else "best"
-    grid = ", ".join(f"{v:g}: {m:.4g}" for v, (m, _) in sorted(means.items()))
+    grid = ", ".join(f"{v:g}: {format_mean(m)}" for v, (m, _) in sorted(means.items()))
     interior = "interior" if sorted(means)[0] < best < sorted(means)[-1] else "at an edge of the grid"
     header = (f"# {stage.parameter} for {'/'.join(stage.methods)} on {study.dataset} {task} at {steps} steps: the {better}\n"
               f"# mean validation {study.metric_for(task)} ({stage.n} samples) over the grid ({interior}):\n# {grid}\n"

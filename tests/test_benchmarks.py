@@ -98,7 +98,7 @@ def test_tuning_extends_past_a_winning_edge_and_writes_the_tuned_part(sandbox, m
     s = write_study(sandbox, "tiny", SPEC)
     ran = []
 
-    def fake(cell, quick=False, batch_size=None):
+    def fake(cell, quick=False, batch_size=None, allow_diverged=False):
         ran.append(dict(cell.settings)["solver.zeta"])
         rows = fake_rows(cell, lambda z: -abs(z - 9.0))  # best at 9: past the grid's top edge
         runner.write_rows(runner.cell_file(cell), rows)
@@ -111,6 +111,48 @@ def test_tuning_extends_past_a_winning_edge_and_writes_the_tuned_part(sandbox, m
     text = part.read_text()
     assert runner.tuned_value("mnist32", "gaussian_blur_s2", "solver.zeta") == 9.0
     assert "at an edge" in text and "1: -7.95, 3: -5.95, 9: 0.05" in text  # extensions used up at the edge
+
+
+def test_a_grid_value_whose_samples_diverge_loses_the_selection_and_is_reported(sandbox, monkeypatch):
+    """Diverged validation samples (rows without metrics) make their grid value the worst, not an error."""
+    s = write_study(sandbox, "tiny", SPEC)
+
+    def fake(cell, quick=False, batch_size=None, allow_diverged=False):
+        assert allow_diverged  # tuning cells tolerate divergence; test cells do not
+        rows = fake_rows(cell, lambda z: z)  # larger is better, but the top edge diverges
+        if dict(cell.settings)["solver.zeta"] >= 9.0:
+            rows[1] = {k: v for k, v in rows[1].items() if k not in ("psnr", "ssim")} | {"diverged_step": 3}
+        runner.write_rows(runner.cell_file(cell), rows)
+        return rows
+
+    monkeypatch.setattr(runner, "run_cell", fake)
+    runner.run_study(s, only=["tune"])
+    assert runner.tuned_value("mnist32", "gaussian_blur_s2", "solver.zeta") == 3.0
+    assert "9: diverged" in (sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml").read_text()
+    assert "9: diverged (2)" in report.tuning_table(s)
+
+
+def test_run_cell_keeps_diverged_tuning_samples_as_rows_and_raises_for_test_cells(sandbox, monkeypatch):
+    import equireg_lit.cli
+
+    from dataclasses import replace
+
+    s = write_study(sandbox, "tiny", SPEC)
+    cell = replace(s.test_cells()[0], tuned=())
+
+    def fake_main(argv):
+        pred = __import__("pathlib").Path(argv[argv.index("--trainer.default_root_dir") + 1]) / "predictions"
+        pred.mkdir(parents=True, exist_ok=True)
+        (pred / "metrics.csv").write_text("index,psnr,seconds\n0,20.0,1.0\n")
+        (pred / "failures.json").write_text(json.dumps({"1": 4}))
+        raise SystemExit(1)
+
+    monkeypatch.setattr(equireg_lit.cli, "main", fake_main)
+    monkeypatch.setattr(runner, "_add_digit_correct", lambda samples, folder: None)
+    with pytest.raises(SystemExit):
+        runner.run_cell(cell)
+    rows = runner.run_cell(cell, allow_diverged=True)
+    assert [(r["index"], r.get("psnr"), r.get("diverged_step")) for r in rows] == [(0, 20.0, None), (1, None, 4)]
 
 
 def test_a_retuned_part_gives_new_cells_and_the_report_uses_only_current_ones(sandbox, monkeypatch):
