@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     study = load(f"{args.dataset}_probe_payoff")
     steps = study.steps[0]
     selection = {payoff_name(r["candidate"]): r for r in json.loads(
-        (RESULTS / "probe_selection" / ("selection.json" if args.dataset == "mnist32" else f"{args.dataset}.json")).read_text())}
+        (RESULTS / "probe_selection" / ("" if args.dataset == "mnist32" else args.dataset) / "selection.json").read_text())}
     prior = DiffusersUNetPrior(weights=args.dataset).eval()
     regs = {payoff_name(k): v for k, v in load_candidates(CONFIGS / "test" / f"select_{args.dataset}.yaml", prior).items()}
     payoff = measured_payoff(args.dataset, args.quick)

@@ -30,6 +30,7 @@ class ProbeSetsDataModule(pl.LightningDataModule):
 
     Args:
         prior_weights: Prior whose DPS trajectories and samples build the sets.
+        dataset: Whose data: ``mnist32`` (digits) or ``natural32`` (patches).
         cache_dir: Where the generated sets are cached (rebuilt when the provenance changes).
         steps: DPS steps of the trajectories.
         zeta: DPS guidance weight of the trajectories.
@@ -43,12 +44,12 @@ class ProbeSetsDataModule(pl.LightningDataModule):
 
     def __init__(self, prior_weights: str = "mnist32", cache_dir: str = "data_cache/probe_sets", steps: int = 50,
                  zeta: float = 1.0, num_traj_train: int = 150, num_traj_eval: int = 100, num_on_train: int = 2000,
-                 num_prior_samples: int = 200, seed: int = 0, batch_size: int = 64):
+                 num_prior_samples: int = 200, seed: int = 0, batch_size: int = 64, dataset: str = "mnist32"):
         super().__init__()
         self.cache_dir = cache_dir
         self.prov_args = dict(prior_weights=prior_weights, steps=steps, zeta=zeta, num_traj_train=num_traj_train,
                               num_traj_eval=num_traj_eval, num_on_train=num_on_train,
-                              num_prior_samples=num_prior_samples, seed=seed)
+                              num_prior_samples=num_prior_samples, seed=seed, dataset=dataset)
         self.batch_size = batch_size
         self.sets: dict[str, torch.Tensor] = {}
         self.source_names: list[str] = []

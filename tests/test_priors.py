@@ -110,3 +110,33 @@ def test_mnist_split_is_fixed_and_disjoint():
     digits = SklearnDigitsDataModule()
     digits.setup()
     assert digits.splits["test"][0]["image"].shape == (1, 32, 32)
+
+
+def test_a_running_fit_ships_its_ema_with_provenance(tmp_path):
+    """``python -m equireg_lit.weights ship``: the EMA of a checkpoint, architecture from the fit config."""
+    import json
+
+    import yaml
+    from safetensors.torch import load_file
+
+    from equireg_lit.weights import ship_training_snapshot
+
+    arch = dict(sample_size=8, in_channels=1, block_out_channels=[8, 8], layers_per_block=1,
+                down_block_types=["DownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "UpBlock2D"],
+                norm_num_groups=4)
+    config = tmp_path / "fit.yaml"
+    config.write_text(yaml.safe_dump({"model": {"init_args": {"prior": {"init_args": {"random_init": True, **arch}}}}}))
+    net, ema = (DiffusersUNetPrior(random_init=True, **arch) for _ in range(2))
+    torch.nn.init.normal_(next(ema.net.parameters()))  # the EMA differs from the network
+    state = {f"prior.net.{k}": v for k, v in net.net.state_dict().items()}
+    state |= {f"ema.net.{k}": v for k, v in ema.net.state_dict().items()}
+    torch.save({"state_dict": state, "epoch": 2, "global_step": 40, "hyper_parameters": {"seed": 3}},
+               tmp_path / "last.ckpt")
+    prov = ship_training_snapshot(tmp_path / "last.ckpt", tmp_path / "prior.safetensors", config)
+    shipped = load_file(str(tmp_path / "prior.safetensors"))
+    assert all(torch.equal(shipped[k], v) for k, v in ema.net.state_dict().items())
+    meta = json.loads((tmp_path / "prior.json").read_text())
+    assert meta["status"].startswith("training snapshot") and meta["global_steps"] == 40 and meta["seed"] == 3
+    assert meta["architecture"]["block_out_channels"] == [8, 8] and prov["epochs"] == 2
+    reloaded = DiffusersUNetPrior(weights=str(tmp_path / "prior.safetensors"), **arch)
+    assert torch.equal(next(reloaded.net.parameters()), next(ema.net.parameters()))

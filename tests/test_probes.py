@@ -106,3 +106,24 @@ def test_probe_sets_are_deterministic_and_rebuilt_when_provenance_changes(tmp_pa
     c = load_or_build_probe_sets(tmp_path / "c1", changed, progress=False)
     assert len(list((tmp_path / "c1").glob("*.safetensors"))) == 2
     assert not torch.equal(c["off_train_dps_mid"], a["off_train_dps_mid"])
+
+
+def test_reconstruction_objective_is_zero_for_a_perfect_autoencoder_and_trains_one():
+    from equireg_lit.probes import SmallAutoencoder
+    from equireg_lit.probes.objectives import reconstruction_loss
+    from equireg_lit.regularizer.groups import get_group
+
+    group = get_group("hflip")
+    x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert reconstruction_loss(torch.nn.Identity(), group, x) == 0
+    torch.manual_seed(0)
+    ae = SmallAutoencoder(in_channels=1, width=8, latent_channels=4)
+    opt = torch.optim.Adam(ae.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        loss = reconstruction_loss(ae, group, x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0]

@@ -11,7 +11,7 @@ import yaml
 from torch import Tensor, nn
 
 from equireg_lit.probes.objectives import (
-    auroc, classification_loss, contrastive_loss, equivariance_loss, separation_loss,
+    auroc, classification_loss, contrastive_loss, equivariance_loss, reconstruction_loss, separation_loss,
 )
 from equireg_lit.probes.report import write_selection_report
 from equireg_lit.regularizer import EquiReg
@@ -22,7 +22,7 @@ from equireg_lit.models.score import check_trains_before_export
 from equireg_lit.utils.io import run_config_text
 from equireg_lit.weights import save_weights
 
-Objective = Literal["equivariance", "classification", "contrastive", "separation"]
+Objective = Literal["equivariance", "classification", "contrastive", "separation", "reconstruction"]
 
 
 def _run_config(trainer: pl.Trainer) -> dict | None:
@@ -78,8 +78,9 @@ class ProbeModule(_ErrorCollector):
         group: Group name (``hflip``, ``rot90``, ``d4``, ``shift``, ...).
         objective: ``equivariance`` (MSE of rho(g) f(x) vs f(g.x) on data, with an anti-collapse
             term), ``classification`` (predict the group element), ``contrastive`` (InfoNCE over
-            group-augmented views) or ``separation`` (low error on data, hinge above ``margin``
-            on off-manifold samples).
+            group-augmented views), ``separation`` (low error on data, hinge above ``margin``
+            on off-manifold samples) or ``reconstruction`` (an autoencoder f reproducing
+            group-augmented data; use form ``equi_plus``).
         form: EquiReg form used for the error (``equi`` or ``equi_plus``).
         reduction: Per-sample reduction of the error.
         lr: Adam learning rate.
@@ -133,6 +134,8 @@ class ProbeModule(_ErrorCollector):
             return equivariance_loss(self.reg, x, self.hparams.collapse_weight)
         if obj == "classification":
             return classification_loss(self.f, self.head, self.reg.group, x)
+        if obj == "reconstruction":
+            return reconstruction_loss(self.f, self.reg.group, x)
         return contrastive_loss(self.f, self.proj, self.reg.group, x, self.hparams.temperature)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:

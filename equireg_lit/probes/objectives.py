@@ -43,6 +43,13 @@ def contrastive_loss(f: nn.Module, proj: nn.Module, group: Group, x: Tensor, tem
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
+def reconstruction_loss(f: nn.Module, group: Group, x: Tensor) -> Tensor:
+    """MSE of an autoencoder's reconstruction of group-augmented data (one element per batch):
+    trained on the group's orbit of the data, it is equivariant there and nowhere it was not taught."""
+    gx = group.act(group.sample(), x)
+    return F.mse_loss(f(gx), gx)
+
+
 def separation_loss(reg: EquiReg, on: Tensor, off: Tensor, margin: float = 1.0) -> Tensor:
     """Low equivariance error on data, pushed above ``margin`` (hinge) on off-manifold samples."""
     r_on = reg.penalty(on)

@@ -1,4 +1,5 @@
-"""On- and off-manifold sample sets for training and selecting probes (MNIST 32x32).
+"""On- and off-manifold sample sets for training and selecting probes (MNIST digits or natural32
+patches, 32x32; "digits" below means either).
 
 on-manifold:  held-out digits (val / test splits), training digits, and prior samples.
 off-manifold: (a) DPS clean estimates x0_hat along real 50-step trajectories for measurements of
@@ -57,11 +58,25 @@ def _perturbations(x: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
     return {"noise": noisy, "blur": blurred, "masked": masked, "interp": interp}
 
 
+def dataset_splits(dataset: str) -> dict[str, Tensor]:
+    """``train`` / ``val`` / ``test`` images in [-1, 1] of a probe data set (``mnist32``, ``natural32``)."""
+    if dataset == "mnist32":
+        images, _ = mnist32()
+        return {s: images[split_indices(s)] for s in ("train", "val", "test")}
+    if dataset == "natural32":
+        from equireg_lit.data.natural import build_natural32, natural32_provenance
+
+        data = cached_tensors("data_cache/natural32", "natural32", natural32_provenance(0), build_natural32)
+        return {s: data[s] for s in ("train", "val", "test")}
+    raise ValueError(f"unknown probe data set {dataset!r}; valid: mnist32, natural32")
+
+
 def probe_set_provenance(prior_weights: str, steps: int, zeta: float, num_traj_train: int, num_traj_eval: int,
-                         num_on_train: int, num_prior_samples: int, seed: int) -> dict:
+                         num_on_train: int, num_prior_samples: int, seed: int, dataset: str = "mnist32") -> dict:
     path, _ = resolve_weights(prior_weights)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else str(path)
-    return {
+    # MNIST sets predate the dataset key: leaving it out keeps their cache valid.
+    return ({} if dataset == "mnist32" else {"dataset": dataset}) | {
         "version": SETS_VERSION, "prior_weights": prior_weights, "prior_sha256_16": digest, "steps": steps,
         "zeta": zeta, "num_traj_train": num_traj_train, "num_traj_eval": num_traj_eval,
         "num_on_train": num_on_train, "num_prior_samples": num_prior_samples, "seed": seed,
@@ -73,15 +88,15 @@ def build_probe_sets(prov: dict, progress: bool = True) -> dict[str, Tensor]:
     """Generate every set named in the module docstring (deterministic given ``prov``)."""
     torch.manual_seed(prov["seed"])
     prior = DiffusersUNetPrior(weights=prov["prior_weights"]).eval().requires_grad_(False)
-    images, _ = mnist32()
-    train = images[split_indices("train")]
+    splits = dataset_splits(prov.get("dataset", "mnist32"))
+    train = splits["train"]
     sets: dict[str, Tensor] = {
         "on_train": train[: prov["num_on_train"]],
-        "on_val": images[split_indices("val")],
-        "on_test": images[split_indices("test")],
+        "on_val": splits["val"][:500],
+        "on_test": splits["test"][:500],
     }
     gens = draw_generators(prov["seed"], 0, prov["num_prior_samples"])
-    sets["on_prior"] = DPS(num_steps=prov["steps"], eta=0.0).sample(prior, (len(gens), 1, 32, 32), gens).x
+    sets["on_prior"] = DPS(num_steps=prov["steps"], eta=0.0).sample(prior, (len(gens), *train.shape[1:]), gens).x
     # Trajectory digits: train[0:a] for probe training, train[3000:3000+b] held out for selection.
     parts = {"train": train[: prov["num_traj_train"]], "eval": train[3000 : 3000 + prov["num_traj_eval"]]}
     for part, x in parts.items():

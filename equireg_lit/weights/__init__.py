@@ -143,3 +143,63 @@ def export_training_snapshot(ckpt_path: str | Path, out_dir: str | Path) -> dict
             "hyper_parameters": {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}}
     atomic_write_json(out / "snapshot.json", meta)
     return meta
+
+
+def latest_scalar(logdir: str | Path, tag: str, max_step: int | None = None) -> tuple[int, float] | None:
+    """The latest ``(step, value)`` of a TensorBoard scalar under ``logdir`` (every run version)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    latest = None
+    for events in sorted(Path(logdir).rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0}).Reload()
+        if tag not in acc.Tags().get("scalars", []):
+            continue
+        for s in acc.Scalars(tag):
+            if (max_step is None or s.step <= max_step) and (latest is None or s.step > latest[0]):
+                latest = (int(s.step), float(s.value))
+    return latest
+
+
+def training_wall_time(logdir: str | Path, max_step: int | None = None) -> float:
+    """Seconds of training logged under ``logdir``: per run version (one per session), the span of
+    its ``train/loss`` events up to ``max_step``, summed."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    total = 0.0
+    for events in sorted(Path(logdir).rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0}).Reload()
+        times = [s.wall_time for s in acc.Scalars("train/loss") if max_step is None or s.step <= max_step] \
+            if "train/loss" in acc.Tags().get("scalars", []) else []
+        total += max(times) - min(times) if times else 0.0
+    return total
+
+
+def ship_training_snapshot(ckpt_path: str | Path, out_path: str | Path, fit_config: str | Path,
+                           logdir: str | Path | None = None) -> dict:
+    """Shipped prior weights from a ``ScoreModule`` checkpoint of a run that is still training: the
+    EMA network as ``out_path`` (safetensors) with a provenance JSON (architecture and schedule from
+    the fit config's prior, epoch and step from the checkpoint, the latest EMA validation loss from
+    the run's TensorBoard logs), marked ``status: training snapshot``."""
+    import yaml
+
+    from equireg_lit.diffusion.priors import DiffusersUNetPrior
+
+    config_text = Path(fit_config).read_text()
+    args = dict(yaml.safe_load(config_text)["model"]["init_args"]["prior"]["init_args"])
+    args.update(weights=None, random_init=True)  # the architecture; the weights come from the checkpoint
+    prior = DiffusersUNetPrior(**args)
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    ema = {k[len("ema.net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("ema.net.")}
+    if not ema:
+        raise DataError(f"{ckpt_path} has no 'ema.net.*' weights; is it a ScoreModule checkpoint?")
+    load_checked(prior.net, ema, ckpt_path)
+    val = latest_scalar(logdir, "val/loss", int(ckpt["global_step"])) if logdir else None
+    hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}
+    prov = prior_provenance(prior, hparams, status="training snapshot (the run continues; see config_yaml)",
+                            epochs=int(ckpt["epoch"]), global_steps=int(ckpt["global_step"]),
+                            final_val_loss_ema=None if val is None else val[1],
+                            val_loss_step=None if val is None else val[0],
+                            wall_time_seconds=round(training_wall_time(logdir, int(ckpt["global_step"])), 1) if logdir else None,
+                            source_checkpoint=str(ckpt_path), config_yaml=config_text)
+    save_weights(prior.net, out_path, prov)
+    return prov
