@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
+
 import torch
 from torch import Tensor
 
@@ -26,6 +28,10 @@ class PDEDataModule(SplitDataModule):
         num_val: Validation samples.
         num_test: Test samples.
         seed: Generation seed.
+        layout: ``sequential`` draws train, val, test in that order from one stream (the shipped
+            1,000-sample priors' data); ``nested`` draws test, then val, then train, so the test and
+            validation sets do not depend on ``num_train`` and a smaller training set is a prefix
+            of a larger one (priors trained on 1,000 and 10,000 pairs meet the same test set).
         cache_dir: Cache folder (rebuilt when seed, sizes, parameters or solver version change).
         batch_size: Batch size.
         **kwargs: Split and range to predict, workers (see ``SplitDataModule``).
@@ -39,6 +45,7 @@ class PDEDataModule(SplitDataModule):
         num_val: int = 100,
         num_test: int = 100,
         seed: int = 0,
+        layout: Literal["sequential", "nested"] = "sequential",
         cache_dir: str = "data_cache/pde",
         batch_size: int = 32,
         **kwargs,
@@ -48,12 +55,15 @@ class PDEDataModule(SplitDataModule):
             raise ConfigError(f"unknown problem {problem!r}; valid: {', '.join(PARAMS)}")
         self.problem, self.resolution = problem, resolution
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
-        self.seed, self.cache_dir = seed, Path(cache_dir)
+        if layout not in ("sequential", "nested"):
+            raise ConfigError(f"unknown layout {layout!r}; valid: sequential, nested")
+        self.seed, self.layout, self.cache_dir = seed, layout, Path(cache_dir)
         self.mean = self.std = None
 
     def provenance(self) -> dict:
-        return {"problem": self.problem, "resolution": self.resolution, "sizes": self.sizes, "seed": self.seed,
+        prov = {"problem": self.problem, "resolution": self.resolution, "sizes": self.sizes, "seed": self.seed,
                 "params": PARAMS[self.problem], "solver_version": SOLVER_VERSION}
+        return prov | ({"layout": "nested"} if self.layout == "nested" else {})  # sequential caches keep their key
 
     def load_or_generate(self) -> dict[str, Tensor]:
         """The splits and train statistics, from the cache or generated (then cached)."""
@@ -69,9 +79,10 @@ class PDEDataModule(SplitDataModule):
             chunks.append(generate(self.problem, min(chunk, total - sum(c.shape[0] for c in chunks)), self.resolution, g))
         fields = torch.cat(chunks).float()
         out, start = {}, 0
-        for split, n in self.sizes.items():
-            out[split] = fields[start : start + n].contiguous()
-            start += n
+        order = ["train", "val", "test"] if self.layout == "sequential" else ["test", "val", "train"]
+        for split in order:
+            out[split] = fields[start : start + self.sizes[split]].contiguous()
+            start += self.sizes[split]
         out["mean"] = out["train"].mean(dim=(0, 2, 3))
         out["std"] = out["train"].std(dim=(0, 2, 3))
         return out

@@ -229,3 +229,17 @@ def test_residual_rejects_navier_stokes_and_unbound_normalization():
         PDEResidual("poisson")(torch.zeros(1, 2, 8, 8))
     with pytest.raises(ValueError, match=r"\[B, 2, n, n\]"):
         PDEResidual("poisson", mean=[0, 0], std=[1, 1])(torch.zeros(1, 1, 8, 8))
+
+
+def test_nested_layout_keeps_test_and_val_fixed_and_a_small_train_set_a_prefix_of_a_large_one(tmp_path):
+    """Priors trained on 1,000 and 10,000 pairs meet the same test set (``layout: nested``)."""
+    from equireg_lit.datamodules import PDEDataModule
+
+    def splits(num_train, layout="nested"):
+        return PDEDataModule(problem="poisson", resolution=16, num_train=num_train, num_val=2, num_test=2,
+                             layout=layout, cache_dir=str(tmp_path))._generate_splits()
+
+    small, large = splits(3), splits(60)  # the large one spans two generation chunks
+    assert torch.equal(small["test"], large["test"]) and torch.equal(small["val"], large["val"])
+    assert torch.equal(small["train"], large["train"][:3])
+    assert not torch.equal(splits(3, "sequential")["test"], splits(60, "sequential")["test"])
