@@ -144,7 +144,7 @@ def test_sparse_points_round_trip_and_errors():
     assert torch.allclose((op.A(x) * y).sum(), (x * op.A_adjoint(y)).sum())
     with pytest.raises(ValueError, match="out of range for a 16x16 grid"):
         SparsePoints(img_size=(2, 16, 16), indices=[0, 256])
-    with pytest.raises(ValueError, match="channel 2 out of range"):
+    with pytest.raises(ValueError, match="distinct channels in 0..1, got 2"):
         SparsePoints(img_size=(2, 16, 16), channel=2)
 
 
@@ -243,3 +243,37 @@ def test_nested_layout_keeps_test_and_val_fixed_and_a_small_train_set_a_prefix_o
     assert torch.equal(small["test"], large["test"]) and torch.equal(small["val"], large["val"])
     assert torch.equal(small["train"], large["train"][:3])
     assert not torch.equal(splits(3, "sequential")["test"], splits(60, "sequential")["test"])
+
+
+def test_sparse_points_on_both_channels_weigh_each_term_and_pass_deepinv_adjointness():
+    from equireg_lit.errors import ConfigError
+    from equireg_lit.physics import SparsePoints
+
+    op = SparsePoints(img_size=(2, 8, 8), channel=[0, 1], fraction=0.25, seed=3, weights=[2.0, 0.5])
+    x = torch.randn(3, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = op.A(x)
+    assert y.shape == (3, 32)
+    assert torch.equal(y[:, :16], x[:, 0].flatten(1)[:, op.indices_0])
+    assert torch.equal(y[:, 16:], x[:, 1].flatten(1)[:, op.indices_1])
+    assert not torch.equal(op.indices_0, op.indices_1)  # each channel its own point set
+    assert abs(float(op.adjointness_test(img_size=op.img_size_chw, num_samples=8))) < 1e-5
+    r = torch.randn(3, 32, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(op.data_norm(r), 2.0 * r[:, :16].norm(dim=1) + 0.5 * r[:, 16:].norm(dim=1))
+    single = SparsePoints(img_size=(2, 8, 8), channel=1, fraction=0.25, seed=3)
+    assert torch.allclose(single.data_norm(r[:, :16]), r[:, :16].norm(dim=1))
+    for bad in ({"channel": [0, 0]}, {"channel": [0, 2]}, {"channel": [0, 1], "weights": [1.0]}):
+        with pytest.raises(ConfigError):
+            SparsePoints(img_size=(2, 8, 8), **bad)
+
+
+def test_residual_starts_at_its_fraction_of_the_run():
+    from equireg_lit.errors import ConfigError
+    from equireg_lit.pde.residual import PDEResidual
+
+    res = PDEResidual("poisson", weight=1.0, mean=[0.0, 0.0], std=[1.0, 1.0], start=0.8)
+    x = torch.randn(2, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(res(x, step=79, total_steps=100), torch.zeros(2))
+    assert (res(x, step=80, total_steps=100) > 0).all()
+    assert torch.equal(res(x), PDEResidual("poisson", weight=1.0, mean=[0.0, 0.0], std=[1.0, 1.0])(x))
+    with pytest.raises(ConfigError):
+        PDEResidual("poisson", start=1.0)

@@ -64,19 +64,26 @@ class PDEResidual(nn.Module):
         weight: Multiplier of the residual norm (added to the data term before the DPS step).
         mean: Per-channel mean of the normalization (None: taken from the batches).
         std: Per-channel standard deviation of the normalization (None: taken from the batches).
+        start: Fraction of the run after which the term is on (DiffusionPDE: 0.8, the last 20 %
+            of the steps, once the estimate is close to a field; 0: every step).
     """
 
     def __init__(self, problem: str, weight: float = 1e-3, mean: list[float] | None = None,
-                 std: list[float] | None = None):
+                 std: list[float] | None = None, start: float = 0.0):
         super().__init__()
         check_problem(problem)
-        self.problem, self.weight = problem, weight
+        if not 0.0 <= start < 1.0:
+            raise ConfigError(f"start is a fraction of the run in [0, 1), got {start}")
+        self.problem, self.weight, self.start = problem, weight, float(start)
         self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32)
         self.std = None if std is None else torch.tensor(std, dtype=torch.float32)
 
-    def forward(self, x: Tensor, mean: Tensor | None = None, std: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mean: Tensor | None = None, std: Tensor | None = None,
+                step: int = 0, total_steps: int | None = None) -> Tensor:
         """Per-sample residual norm of ``x`` ``[B, 2, n, n]``; ``mean``/``std`` (``[2]`` or ``[B, 2]``)
-        are the data's statistics when not configured."""
+        are the data's statistics when not configured; exact zeros before ``start`` of the run."""
+        if self.start > 0 and total_steps is not None and step < self.start * total_steps:
+            return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         mean = self.mean if self.mean is not None else mean
         std = self.std if self.std is not None else std
         if mean is None or std is None:

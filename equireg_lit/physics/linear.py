@@ -42,32 +42,43 @@ class DenseGaussian(TaskOperator, LinearPhysics):
 
 
 class SparsePoints(TaskOperator, LinearPhysics):
-    """Observe one channel of a field at a fixed, seeded set of points: ``y = x[:, channel].flat[idx]``.
+    """Observe channels of a field at fixed, seeded sets of points: ``y = x[:, c].flat[idx_c]``,
+    concatenated over the observed channels.
 
     The sparse-observation operator of DiffusionPDE / FunDPS (about 3 % of the points; 500 of
     128x128 there, ~123 of 64x64 here). Forward problem: observe ``a`` (channel 0), recover ``u``;
-    inverse problem: observe ``u`` (channel 1), recover ``a``.
+    inverse problem: observe ``u`` (channel 1), recover ``a``; both: ``channel: [0, 1]``, each
+    channel with its own point set (seed ``seed + k`` for the k-th) and its own guidance weight
+    (DiffusionPDE's ``zeta_obs_a`` / ``zeta_obs_u``): the data term is ``sum_k w_k ||y_k - A_k x||``.
 
     Args:
         img_size: ``[C, H, W]``.
-        channel: Observed channel.
-        fraction: Fraction of points observed (ignored when ``indices`` is given).
-        indices: Explicit flat point indices in ``[0, H*W)``.
+        channel: Observed channel, or channels.
+        fraction: Fraction of points observed per channel (ignored when ``indices`` is given).
+        indices: Explicit flat point indices in ``[0, H*W)`` (one channel only).
         seed: Seed of the random index set.
         noise_sigma: Gaussian observation noise (in the data's normalized units).
+        weights: Guidance weight of each observed channel's term (default 1 each).
     """
 
-    def __init__(self, img_size: ImgSize = (2, 64, 64), channel: int = 0, fraction: float = 0.03,
-                 indices: list[int] | None = None, seed: int = 0, noise_sigma: float = 0.0):
+    def __init__(self, img_size: ImgSize = (2, 64, 64), channel: int | list[int] = 0, fraction: float = 0.03,
+                 indices: list[int] | None = None, seed: int = 0, noise_sigma: float = 0.0,
+                 weights: list[float] | None = None):
         self._setup_task(img_size, noise_sigma)
         c, h, w = self.img_size_chw
-        if not 0 <= channel < c:
-            raise ConfigError(f"channel {channel} out of range for {c} channels")
+        channels = [channel] if isinstance(channel, int) else list(channel)
+        if not channels or any(not 0 <= k < c for k in channels) or len(set(channels)) != len(channels):
+            raise ConfigError(f"channel must name distinct channels in 0..{c - 1}, got {channel}")
+        if weights is not None and (len(weights) != len(channels) or any(v < 0 for v in weights)):
+            raise ConfigError(f"weights needs one value >= 0 per observed channel ({len(channels)}), got {weights}")
+        if indices is not None and len(channels) > 1:
+            raise ConfigError("explicit indices observe one channel; for several, give fraction and seed")
         if indices is None:
             if not 0 < fraction <= 1:
                 raise ConfigError(f"fraction must be in (0, 1], got {fraction}")
             num = max(1, int(round(fraction * h * w)))
-            idx = torch.randperm(h * w, generator=torch.Generator().manual_seed(seed))[:num].sort().values
+            sets = [torch.randperm(h * w, generator=torch.Generator().manual_seed(seed + k))[:num].sort().values
+                    for k in range(len(channels))]
         else:
             idx = torch.as_tensor(indices, dtype=torch.long)
             bad = idx[(idx < 0) | (idx >= h * w)]
@@ -75,15 +86,38 @@ class SparsePoints(TaskOperator, LinearPhysics):
                 raise ConfigError(
                     f"observation indices out of range for a {h}x{w} grid (valid 0..{h * w - 1}): {bad[:5].tolist()}"
                 )
+            sets = [idx]
         super().__init__(img_size=self.img_size_chw, noise_model=SeededGaussianNoise(noise_sigma))
-        self.channel = channel
-        self.register_buffer("indices", idx)
+        self.channels = channels
+        self.channel = channels[0] if len(channels) == 1 else channels
+        self.weights = [1.0] * len(channels) if weights is None else [float(v) for v in weights]
+        for k, idx in enumerate(sets):
+            self.register_buffer(f"indices_{k}", idx)
+
+    @property
+    def indices(self) -> Tensor:
+        """The point set of the (first) observed channel."""
+        return self.indices_0
+
+    def _sets(self) -> list[Tensor]:
+        return [getattr(self, f"indices_{k}") for k in range(len(self.channels))]
 
     def A(self, x: Tensor, **kwargs) -> Tensor:
-        return x[:, self.channel].flatten(1)[:, self.indices]
+        return torch.cat([x[:, c].flatten(1)[:, idx] for c, idx in zip(self.channels, self._sets(), strict=True)], 1)
 
     def A_adjoint(self, y: Tensor, **kwargs) -> Tensor:
         c, h, w = self.img_size_chw
         out = torch.zeros(y.shape[0], c, h * w, dtype=y.dtype, device=y.device)
-        out[:, self.channel, self.indices] = y
+        start = 0
+        for ch, idx in zip(self.channels, self._sets(), strict=True):
+            out[:, ch, idx] = y[:, start : start + idx.numel()]
+            start += idx.numel()
         return out.view(y.shape[0], c, h, w)
+
+    def data_norm(self, r: Tensor) -> Tensor:
+        """Per-sample guidance data term of a residual ``y - A(x)``: ``sum_k w_k ||r_k||``."""
+        out, start = 0, 0
+        for weight, idx in zip(self.weights, self._sets(), strict=True):
+            out = out + weight * r[:, start : start + idx.numel()].norm(dim=1)
+            start += idx.numel()
+        return out

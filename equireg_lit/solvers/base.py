@@ -32,7 +32,8 @@ class Guidance:
         y: Measurements ``[B, ...]``.
         regularizer: Optional EquiReg penalty, added to each sample's data term.
         reg_generators: One generator per sample for the group draws (batch-independent results).
-        residual: Optional per-sample physics term (e.g. ``equireg_lit.pde.PDEResidual``).
+        residual: Optional per-sample physics term ``residual(x, step=, total_steps=)`` (e.g.
+            ``equireg_lit.pde.PDEResidual``).
         to_pixels: Maps the sampler's variable to the operator's domain (a latent prior's
             decoder); None: the sampler works in pixel space. EquiReg sees the sampler's variable.
     """
@@ -58,16 +59,19 @@ class Guidance:
         return Guidance(self.physics, self.y, self.regularizer, self.reg_generators, self.residual, decode)
 
     def data_term(self, x0: Tensor) -> Tensor:
-        """``||y_i - A(x0_i)||`` per sample (the norm, not its square, as in DPS)."""
+        """``||y_i - A(x0_i)||`` per sample (the norm, not its square, as in DPS); an operator with
+        several weighted observations (``data_norm``) sums their weighted norms."""
         x = x0 if self.to_pixels is None else self.to_pixels(x0)
         r = self.y - self.physics.A(x)
-        return r.reshape(r.shape[0], -1).norm(dim=1)
+        norm = getattr(self.physics, "data_norm", None)
+        return norm(r) if norm is not None else r.reshape(r.shape[0], -1).norm(dim=1)
 
     def loss(self, x0: Tensor, step: int, total_steps: int) -> Tensor:
         """Per-sample loss whose gradient drives guidance."""
         loss = self.data_term(x0)
         if self.residual is not None:
-            loss = loss + self.residual(x0 if self.to_pixels is None else self.to_pixels(x0))
+            loss = loss + self.residual(x0 if self.to_pixels is None else self.to_pixels(x0),
+                                        step=step, total_steps=total_steps)
         if self.regularizer is not None:
             loss = loss + self.regularizer(x0, step=step, total_steps=total_steps, generator=self.reg_generators)
         return loss
