@@ -200,7 +200,10 @@ def tuning_table(study: Study) -> str:
         if not rows:
             continue
         r0 = rows[0]
+        tuned = {st.parameter for st in study.tune}  # a method's fixed settings are not a grid
         for k, v in json.loads(r0["settings"]).items():
+            if k not in tuned:
+                continue
             metric = study.metric_for(r0["task"])
             groups[(r0["task"], r0["steps"], r0["method"], k)][v] = (
                 value_mean(rows, metric, study.lower_is_better), len(rows))

@@ -269,3 +269,19 @@ def test_the_payoff_study_measures_every_candidate_of_the_selection_report():
     blocks = yaml.safe_load((study.CONFIGS / "test" / "select_mnist32.yaml").read_text())["model"]["init_args"]["candidates"]
     payoff = study.load("mnist32_probe_payoff")
     assert {payoff_name(c) for c in blocks} == set(payoff.methods) - {payoff.baseline}
+
+
+def test_the_tuning_table_lists_tuned_parameters_not_a_methods_fixed_settings(sandbox, monkeypatch):
+    s = write_study(sandbox, "tiny", SPEC.replace(
+        '  dps: {method: dps, tuned: ["{task}_s{steps}"]}',
+        '  dps: {method: dps, tuned: ["{task}_s{steps}"], set: {regularizer.group: shift}}'))
+
+    def fake(cell, quick=False, batch_size=None, allow_diverged=False):
+        rows = fake_rows(cell, lambda z: -abs(z - 3.0))
+        runner.write_rows(runner.cell_file(cell), rows)
+        return rows
+
+    monkeypatch.setattr(runner, "run_cell", fake)
+    runner.run_study(s, only=["tune"])
+    table = report.tuning_table(s)
+    assert "solver.zeta" in table and "regularizer.group" not in table and "shift" not in table
