@@ -11,8 +11,7 @@ from torch import Tensor
 from equireg_lit.data import TensorImageDataset
 from equireg_lit.datamodules.base import SplitDataModule
 from equireg_lit.errors import ConfigError
-from equireg_lit.pde.data import PARAMS, SOLVER_VERSION, Problem, field_metrics, generate
-from equireg_lit.utils.io import cached_tensors
+from equireg_lit.pde.data import PARAMS, Problem, field_metrics, generate_splits, load_pde_splits, pde_provenance
 
 
 class PDEDataModule(SplitDataModule):
@@ -61,31 +60,14 @@ class PDEDataModule(SplitDataModule):
         self.mean = self.std = None
 
     def provenance(self) -> dict:
-        prov = {"problem": self.problem, "resolution": self.resolution, "sizes": self.sizes, "seed": self.seed,
-                "params": PARAMS[self.problem], "solver_version": SOLVER_VERSION}
-        return prov | ({"layout": "nested"} if self.layout == "nested" else {})  # sequential caches keep their key
+        return pde_provenance(self.problem, self.resolution, self.sizes, self.seed, self.layout)
 
     def load_or_generate(self) -> dict[str, Tensor]:
         """The splits and train statistics, from the cache or generated (then cached)."""
-        return cached_tensors(self.cache_dir, f"{self.problem}_{self.resolution}", self.provenance(), self._generate_splits)
+        return load_pde_splits(self.problem, self.resolution, self.sizes, self.seed, self.layout, str(self.cache_dir))
 
     def _generate_splits(self) -> dict[str, Tensor]:
-        from tqdm.auto import tqdm
-
-        g = torch.Generator().manual_seed(self.seed)
-        total = sum(self.sizes.values())
-        chunks, chunk = [], 50
-        for _ in tqdm(range(0, total, chunk), desc=f"generating {self.problem} {self.resolution}x{self.resolution}"):
-            chunks.append(generate(self.problem, min(chunk, total - sum(c.shape[0] for c in chunks)), self.resolution, g))
-        fields = torch.cat(chunks).float()
-        out, start = {}, 0
-        order = ["train", "val", "test"] if self.layout == "sequential" else ["test", "val", "train"]
-        for split in order:
-            out[split] = fields[start : start + self.sizes[split]].contiguous()
-            start += self.sizes[split]
-        out["mean"] = out["train"].mean(dim=(0, 2, 3))
-        out["std"] = out["train"].std(dim=(0, 2, 3))
-        return out
+        return generate_splits(self.problem, self.resolution, self.sizes, self.seed, self.layout)
 
     def load_splits(self) -> dict[str, TensorImageDataset]:
         data = self.load_or_generate()

@@ -127,3 +127,11 @@ def test_reconstruction_objective_is_zero_for_a_perfect_autoencoder_and_trains_o
         opt.step()
         losses.append(float(loss))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_pde_probe_sets_use_the_pde_sparse_observation_tasks():
+    from equireg_lit.probes.sets import trajectory_operator, trajectory_tasks
+
+    assert trajectory_tasks("darcy64") == ["forward", "inverse"] and trajectory_tasks("mnist32") == ["box_inpainting", "sr4"]
+    fwd, inv = trajectory_operator("forward", (2, 64, 64)), trajectory_operator("inverse", (2, 64, 64))
+    assert (fwd.channel, inv.channel) == (0, 1) and fwd.indices.numel() == round(0.03 * 64 * 64)

@@ -86,3 +86,49 @@ def field_metrics(recon: Tensor, truth: Tensor, mean: Tensor, std: Tensor, probl
         u = solve_u(problem, a_hat.double())
         out["rel_l2_u_solved"] = float(relative_l2(u[:, None], t[:, 1:].double())[0, 0])
     return out
+
+
+Layout = Literal["sequential", "nested"]
+
+
+def pde_provenance(problem: Problem, resolution: int, sizes: dict[str, int], seed: int,
+                   layout: Layout = "sequential") -> dict:
+    """What decides a cached PDE data set (sequential caches keep their pre-layout key)."""
+    prov = {"problem": problem, "resolution": resolution, "sizes": dict(sizes), "seed": seed,
+            "params": PARAMS[problem], "solver_version": SOLVER_VERSION}
+    return prov | ({"layout": "nested"} if layout == "nested" else {})
+
+
+def generate_splits(problem: Problem, resolution: int, sizes: dict[str, int], seed: int,
+                    layout: Layout = "sequential", progress: bool = True) -> dict[str, Tensor]:
+    """The splits (physical units, float32) and the train split's per-channel ``mean`` / ``std``.
+
+    ``sequential`` draws train, val, test in that order from one stream; ``nested`` draws test,
+    then val, then train, so test and validation do not depend on the training-set size and a
+    smaller training set is a prefix of a larger one."""
+    from tqdm.auto import tqdm
+
+    g = torch.Generator().manual_seed(seed)
+    total = sum(sizes.values())
+    chunks, chunk, done = [], 50, 0
+    for _ in tqdm(range(0, total, chunk), desc=f"generating {problem} {resolution}x{resolution}", disable=not progress):
+        chunks.append(generate(problem, min(chunk, total - done), resolution, g))
+        done += chunks[-1].shape[0]
+    fields = torch.cat(chunks).float()
+    out, start = {}, 0
+    for split in (["train", "val", "test"] if layout == "sequential" else ["test", "val", "train"]):
+        out[split] = fields[start : start + sizes[split]].contiguous()
+        start += sizes[split]
+    out["mean"] = out["train"].mean(dim=(0, 2, 3))
+    out["std"] = out["train"].std(dim=(0, 2, 3))
+    return out
+
+
+def load_pde_splits(problem: Problem, resolution: int = 64, sizes: dict[str, int] | None = None, seed: int = 0,
+                    layout: Layout = "sequential", cache_dir: str = "data_cache/pde") -> dict[str, Tensor]:
+    """``generate_splits`` cached under ``cache_dir`` by provenance (default sizes: 1,000 / 100 / 100)."""
+    from equireg_lit.utils.io import cached_tensors
+
+    sizes = sizes or {"train": 1000, "val": 100, "test": 100}
+    return cached_tensors(cache_dir, f"{problem}_{resolution}", pde_provenance(problem, resolution, sizes, seed, layout),
+                          lambda: generate_splits(problem, resolution, sizes, seed, layout))

@@ -1,9 +1,10 @@
-"""On- and off-manifold sample sets for training and selecting probes (MNIST digits or natural32
-patches, 32x32; "digits" below means either).
+"""On- and off-manifold sample sets for training and selecting probes (MNIST digits, natural32
+patches, or normalized PDE fields (a, u); "digits" below means any of them).
 
 on-manifold:  held-out digits (val / test splits), training digits, and prior samples.
 off-manifold: (a) DPS clean estimates x0_hat along real 50-step trajectories for measurements of
-              train-split digits (box inpainting and SR x4), at early / middle / late steps;
+              train-split digits (box inpainting and SR x4; PDE fields: the forward and inverse
+              sparse-observation problems), at early / middle / late steps;
               (b) digits plus Gaussian noise; (c) blurred and pixel-masked digits;
               (d) averages of two digits.
 Sets used to train probes ("train") and to select them ("eval") come from disjoint digits.
@@ -19,7 +20,7 @@ from torch import Tensor
 
 from equireg_lit.data.mnist import mnist32, split_indices
 from equireg_lit.diffusion.priors import DiffusersUNetPrior
-from equireg_lit.physics import BoxInpainting, GaussianBlur, SuperResolution, simulate
+from equireg_lit.physics import BoxInpainting, GaussianBlur, SparsePoints, SuperResolution, simulate
 from equireg_lit.rng import draw_generators, trajectory_generators
 from equireg_lit.solvers import DPS, Guidance
 from equireg_lit.utils.io import cached_tensors
@@ -29,8 +30,22 @@ SETS_VERSION = 1
 STAGES = {"early": 0.1, "mid": 0.5, "late": 0.9}
 
 
+PDE_DATASETS = {"darcy64": "darcy", "helmholtz64": "helmholtz"}
+
+
+def trajectory_tasks(dataset: str) -> list[str]:
+    return ["forward", "inverse"] if dataset in PDE_DATASETS else ["box_inpainting", "sr4"]
+
+
+def trajectory_operator(task: str, shape: tuple[int, ...]):
+    """The operator whose DPS trajectories give off-manifold estimates (``shape``: ``[C, H, W]``)."""
+    if task in ("forward", "inverse"):  # as configs/task/<pde>/<task>.yaml: 3 % of a (forward) or u
+        return SparsePoints(img_size=tuple(shape), channel=0 if task == "forward" else 1, fraction=0.03, seed=0)
+    return BoxInpainting() if task == "box_inpainting" else SuperResolution(factor=4)
+
+
 def _trajectory_estimates(prior, x: Tensor, task: str, steps: int, zeta: float, seed: int, batch: int = 50) -> dict[str, Tensor]:
-    op = BoxInpainting() if task == "box_inpainting" else SuperResolution(factor=4)
+    op = trajectory_operator(task, tuple(x.shape[1:]))
     record_at = {int(frac * steps): name for name, frac in STAGES.items()}
     out: dict[str, list[Tensor]] = {name: [] for name in STAGES}
     for start in range(0, x.shape[0], batch):
@@ -68,7 +83,13 @@ def dataset_splits(dataset: str) -> dict[str, Tensor]:
 
         data = cached_tensors("data_cache/natural32", "natural32", natural32_provenance(0), build_natural32)
         return {s: data[s] for s in ("train", "val", "test")}
-    raise ValueError(f"unknown probe data set {dataset!r}; valid: mnist32, natural32")
+    if dataset in PDE_DATASETS:  # the shipped 1,000-pair priors' data, normalized as they were trained
+        from equireg_lit.pde.data import load_pde_splits
+
+        data = load_pde_splits(PDE_DATASETS[dataset])
+        mean, std = data["mean"].view(1, -1, 1, 1), data["std"].view(1, -1, 1, 1)
+        return {s: (data[s] - mean) / std for s in ("train", "val", "test")}
+    raise ValueError(f"unknown probe data set {dataset!r}; valid: mnist32, natural32, {', '.join(PDE_DATASETS)}")
 
 
 def probe_set_provenance(prior_weights: str, steps: int, zeta: float, num_traj_train: int, num_traj_eval: int,
@@ -80,7 +101,7 @@ def probe_set_provenance(prior_weights: str, steps: int, zeta: float, num_traj_t
         "version": SETS_VERSION, "prior_weights": prior_weights, "prior_sha256_16": digest, "steps": steps,
         "zeta": zeta, "num_traj_train": num_traj_train, "num_traj_eval": num_traj_eval,
         "num_on_train": num_on_train, "num_prior_samples": num_prior_samples, "seed": seed,
-        "tasks": ["box_inpainting", "sr4"], "stages": STAGES,
+        "tasks": trajectory_tasks(dataset), "stages": STAGES,
     }
 
 
@@ -98,7 +119,11 @@ def build_probe_sets(prov: dict, progress: bool = True) -> dict[str, Tensor]:
     gens = draw_generators(prov["seed"], 0, prov["num_prior_samples"])
     sets["on_prior"] = DPS(num_steps=prov["steps"], eta=0.0).sample(prior, (len(gens), *train.shape[1:]), gens).x
     # Trajectory digits: train[0:a] for probe training, train[3000:3000+b] held out for selection.
-    parts = {"train": train[: prov["num_traj_train"]], "eval": train[3000 : 3000 + prov["num_traj_eval"]]}
+    held = min(3000, train.shape[0] - prov["num_traj_eval"])  # PDE fields: 1,000 training pairs
+    if held < prov["num_traj_train"]:
+        raise ValueError(f"{train.shape[0]} training samples are too few for {prov['num_traj_train']} + "
+                         f"{prov['num_traj_eval']} disjoint trajectories")
+    parts = {"train": train[: prov["num_traj_train"]], "eval": train[held : held + prov["num_traj_eval"]]}
     for part, x in parts.items():
         per_stage: dict[str, list[Tensor]] = {k: [] for k in STAGES}
         for task in prov["tasks"]:
