@@ -62,7 +62,9 @@ class ProbeSetsDataModule(pl.LightningDataModule):
         off = off[torch.randperm(off.shape[0], generator=torch.Generator().manual_seed(0))]
         cut = int(0.8 * off.shape[0])
         self.off_fit, self.off_val = off[:cut], off[cut:]
-        names = ["on_test", "on_prior"] + sorted(k for k in self.sets if k.startswith("off_eval_"))
+        # The selection's on-manifold reference: validation samples (``on_eval``), or MNIST's test digits.
+        names = ["on_eval" if "on_eval" in self.sets else "on_test", "on_prior"] + sorted(
+            k for k in self.sets if k.startswith("off_eval_"))
         self.source_names = names
         self.test_images = torch.cat([self.sets[n] for n in names])
         self.test_sources = torch.cat([torch.full((self.sets[n].shape[0],), i) for i, n in enumerate(names)])

@@ -16,7 +16,8 @@ KEY_SOURCE = "off_eval_dps_mid"  # what the penalty has to catch; candidates are
 
 def write_selection_report(errors: dict[str, dict[str, Tensor]], out_dir: str | Path,
                            blocks: dict[str, dict | None] | None = None) -> list[dict]:
-    """``errors[candidate][source]`` -> per-sample errors. ``on_test`` is the reference set.
+    """``errors[candidate][source]`` -> per-sample errors. The reference set is ``on_eval``
+    (validation samples) when present, else ``on_test`` (MNIST's report).
 
     Writes ``selection.csv``, ``selection.md``, ``selection.json``, one histogram PNG per
     candidate, and ``best_regularizer.yaml`` (the winner's ready ``regularizer:`` block) when
@@ -31,10 +32,11 @@ def write_selection_report(errors: dict[str, dict[str, Tensor]], out_dir: str | 
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, by_source in errors.items():
-        on = by_source["on_test"]
-        row: dict = {"candidate": name, "on_test_mean": float(on.mean())}
+        ref = "on_eval" if "on_eval" in by_source else "on_test"
+        on = by_source[ref]
+        row: dict = {"candidate": name, f"{ref}_mean": float(on.mean())}
         for src, e in sorted(by_source.items()):
-            if src == "on_test":
+            if src == ref:
                 continue
             row[f"auroc/{src}"] = auroc(on, e)
             row[f"d/{src}"] = effect_size(on, e)
@@ -45,7 +47,7 @@ def write_selection_report(errors: dict[str, dict[str, Tensor]], out_dir: str | 
         for src, e in sorted(by_source.items()):
             ax.hist(e.clamp(max=hi).numpy(), bins=40, alpha=0.45, density=True, label=src)
         ax.set_xlabel("equivariance error R(x)")
-        ax.set_title(f"{name}: AUROC(test vs DPS mid) = {row['score']:.3f}")
+        ax.set_title(f"{name}: AUROC({ref.removeprefix('on_')} vs DPS mid) = {row['score']:.3f}")
         ax.legend(fontsize=6)
         fig.tight_layout()
         buf = io.BytesIO()
