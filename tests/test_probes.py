@@ -135,3 +135,21 @@ def test_pde_probe_sets_use_the_pde_sparse_observation_tasks():
     assert trajectory_tasks("darcy64") == ["forward", "inverse"] and trajectory_tasks("mnist32") == ["box_inpainting", "sr4"]
     fwd, inv = trajectory_operator("forward", (2, 64, 64)), trajectory_operator("inverse", (2, 64, 64))
     assert (fwd.channel, inv.channel) == (0, 1) and fwd.indices.numel() == round(0.03 * 64 * 64)
+
+
+def test_sets_of_other_data_sets_select_on_validation_samples_and_cache(tmp_path, monkeypatch):
+    """natural32 / PDE sets: the reference and the eval trajectories are validation samples; the
+    sets round-trip through the cache (no shared storage)."""
+    import equireg_lit.probes.sets as sets_mod
+
+    g = torch.Generator().manual_seed(0)
+    fake = {s: torch.rand(n, 1, 32, 32, generator=g) * 2 - 1 for s, n in (("train", 40), ("val", 20), ("test", 20))}
+    monkeypatch.setattr(sets_mod, "dataset_splits", lambda dataset: fake)
+    prov = probe_set_provenance("mnist32", steps=10, zeta=1.0, num_traj_train=2, num_traj_eval=3, num_on_train=8,
+                                num_prior_samples=2, seed=0, dataset="natural32")
+    assert prov["selection_split"] == "val"
+    built = load_or_build_probe_sets(tmp_path, prov, progress=False)
+    again = load_or_build_probe_sets(tmp_path, prov, progress=False)  # from the cache
+    assert torch.equal(built["on_eval"], fake["val"]) and torch.equal(again["on_eval"], built["on_eval"])
+    assert built["off_eval_dps_mid"].shape == (6, 1, 32, 32)  # 3 validation samples x 2 tasks
+    assert built["off_eval_noise"].shape[0] == 20  # perturbations of the validation reference

@@ -128,7 +128,7 @@ def build_probe_sets(prov: dict, progress: bool = True) -> dict[str, Tensor]:
         # (``on_eval``), the DPS estimates of the first of those same samples and their perturbations.
         # Natural patches differ by source image (a grass texture is not a cat), so estimates and
         # reference must come from the same images, or the report measures image content.
-        sets["on_eval"] = sets["on_val"]
+        sets["on_eval"] = sets["on_val"].clone()  # its own storage: safetensors refuses shared tensors
         parts = {"train": train[: prov["num_traj_train"]], "eval": sets["on_eval"][: prov["num_traj_eval"]]}
     for part, x in parts.items():
         per_stage: dict[str, list[Tensor]] = {k: [] for k in STAGES}
