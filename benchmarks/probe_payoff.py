@@ -68,7 +68,9 @@ def trajectory_estimates(prior, dataset: str, task: str, steps: int, n: int) -> 
     from equireg_lit.rng import trajectory_generators
     from equireg_lit.solvers import DPS, Guidance
 
-    x = validation_samples(dataset, n)
+    from equireg_lit.probes.sets import dataset_splits
+
+    x = dataset_splits(dataset)["val"][:n]  # the probe sets' own data, validation split
     op = task_operator(task, dataset)
     gens = trajectory_generators(0, 0, n)
     y = simulate(op, x, gens)
@@ -82,19 +84,6 @@ def trajectory_estimates(prior, dataset: str, task: str, steps: int, n: int) -> 
     zeta = float(tuned_value(dataset, f"{task}_s{steps}", "solver.zeta"))
     DPS(num_steps=steps, zeta=zeta).sample(prior, tuple(x.shape), gens, Guidance(op, y), on_step=on_step)
     return x, est
-
-
-def validation_samples(dataset: str, n: int) -> torch.Tensor:
-    if dataset == "mnist32":
-        from equireg_lit.data.mnist import mnist32, split_indices
-
-        return mnist32()[0][split_indices("val")[:n]]
-    if dataset == "natural32":
-        from equireg_lit.data.natural import build_natural32, natural32_provenance
-        from equireg_lit.utils.io import cached_tensors
-
-        return cached_tensors("data_cache/natural32", "natural32", natural32_provenance(0), build_natural32)["val"][:n]
-    raise ValueError(f"no validation samples for dataset {dataset!r}; known: mnist32, natural32")
 
 
 def alignment(reg, x0: torch.Tensor, x: torch.Tensor) -> float:
