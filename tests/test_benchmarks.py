@@ -155,6 +155,32 @@ def test_run_cell_keeps_diverged_tuning_samples_as_rows_and_raises_for_test_cell
     assert [(r["index"], r.get("psnr"), r.get("diverged_step")) for r in rows] == [(0, 20.0, None), (1, None, 4)]
 
 
+def test_a_cell_another_study_ran_with_the_same_hash_is_reused_not_rerun(sandbox, monkeypatch):
+    """Same parts, weights and overrides (the hash) and split: the rows are copied and relabelled;
+    a different setting (another hash) or too few rows runs the cell."""
+    import equireg_lit.cli
+    from dataclasses import replace
+
+    first = write_study(sandbox, "tiny", SPEC)
+    second = write_study(sandbox, "tiny2", SPEC.replace("dps: {method", "baseline_dps: {method")
+                         .replace("baseline: dps", "baseline: baseline_dps").replace("[dps]", "[baseline_dps]"))
+    cell = replace(first.test_cells()[0], tuned=())
+    other = replace(second.test_cells()[0], tuned=())
+    assert (cell.method, other.method) == ("dps", "baseline_dps") and cell.config_hash() == other.config_hash()
+    runner.write_rows(runner.cell_file(cell), fake_rows(cell, lambda z: 20.0))
+    ran = []
+    monkeypatch.setattr(equireg_lit.cli, "main", lambda argv: ran.append(argv) or (_ for _ in ()).throw(SystemExit(3)))
+    rows = runner.run_cell(other)
+    assert not ran and [r["psnr"] for r in rows] == [20.0, 20.1]
+    assert {(r["study"], r["method"]) for r in rows} == {("tiny2", "baseline_dps")}
+    assert runner.read_rows(runner.cell_file(other)) == rows  # the study keeps its own copy
+    with pytest.raises(SystemExit):  # another zeta: another hash, nothing to share
+        runner.run_cell(replace(other, settings=(("solver.zeta", 7.0),)))
+    with pytest.raises(SystemExit):  # more samples than the other study ran
+        runner.run_cell(replace(other, n=3))
+    assert len(ran) == 2
+
+
 def test_a_retuned_part_gives_new_cells_and_the_report_uses_only_current_ones(sandbox, monkeypatch):
     s = write_study(sandbox, "tiny", SPEC)
     tuned = sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml"
@@ -285,3 +311,16 @@ def test_the_tuning_table_lists_tuned_parameters_not_a_methods_fixed_settings(sa
     runner.run_study(s, only=["tune"])
     table = report.tuning_table(s)
     assert "solver.zeta" in table and "regularizer.group" not in table and "shift" not in table
+
+
+def test_pde_reference_table_lists_every_published_number_and_says_what_did_not_run(sandbox):
+    """With no study tables every row of ours reads "not run" (Navier-Stokes: no prior), and the
+    published numbers stand next to them unchanged."""
+    from benchmarks import pde_reference
+
+    text = pde_reference.table()
+    rows = [line for line in text.splitlines() if line.startswith("| darcy") or line.startswith("| helmholtz")
+            or line.startswith("| navier_stokes")]
+    assert len(rows) == 6 and all("not run" in r for r in rows)
+    assert "| darcy | forward | not run |" in text and "| navier_stokes | inverse | not run (no prior) |" in text
+    assert "| 2.13 % | 12.64 % |" in text and "| 17.16 % | 19.07 % |" in text and "| 3.32 % | 3.78 % |" in text
