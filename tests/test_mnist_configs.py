@@ -57,3 +57,23 @@ def test_the_shipped_latent_pair_has_provenance_and_reconstructs_test_digits():
     # flips of the latent map are not flips of the image for this autoencoder (trained on upright
     # digits, no flips): median relative error 0.58 on 500 test digits
     assert 0.3 < flip_error < 0.9
+
+
+SOLVER = "--model.init_args.solver.init_args."
+OTHER_SAMPLERS = {  # config -> the overrides that make it a 2-step run
+    "mnist32_sr4_sitcom.yaml": [SOLVER + "num_steps", "2", SOLVER + "consistency_steps", "2"],
+    "mnist32_hdr_daps.yaml": [SOLVER + "annealing_steps", "2", SOLVER + "ode_steps", "1", SOLVER + "langevin_steps", "2"],
+    "mnist32_box_inpainting_psld_equicon.yaml": [SOLVER + "num_steps", "2"],
+    "mnist32_random_inpainting_resample_equireg.yaml": [SOLVER + "num_steps", "4"],
+    "mnist32_gaussian_blur_latent_dps.yaml": [SOLVER + "num_steps", "2"],
+}
+
+
+@pytest.mark.parametrize("config", sorted(OTHER_SAMPLERS), ids=str)
+def test_other_sampler_configs_run(config, tmp_path):
+    """SITCOM, DAPS and the latent samplers' shipped configs, a few steps on 2 digits."""
+    main(["predict", "--config", os.path.join(ROOT, "configs", "predict", config), "--trainer.default_root_dir",
+          str(tmp_path), "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
+          "--data.init_args.predict_limit", "2", "--data.init_args.batch_size", "2", *OTHER_SAMPLERS[config]])
+    summary = json.loads((tmp_path / "predictions" / "summary.json").read_text())
+    assert summary["num_samples"] == 2 and summary["failed"] == {} and summary["psnr"]["n"] == 2
