@@ -80,7 +80,7 @@ def table() -> str:
             fun, dpde = refs["FunDPS"][k], refs["DiffusionPDE"][k]
             o = ours.get(direction)
             if o is None:
-                cols = ["not run (no prior)" if problem == "navier_stokes" else "not run", "—", "—", "—", "—"]
+                cols = ["not run", "—", "—", "—", "—"]
             else:
                 devices |= set(o["devices"])
                 dps, best = 100 * o["dps"][0], 100 * o["best_value"][0]

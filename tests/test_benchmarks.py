@@ -314,7 +314,7 @@ def test_the_tuning_table_lists_tuned_parameters_not_a_methods_fixed_settings(sa
 
 
 def test_pde_reference_table_lists_every_published_number_and_says_what_did_not_run(sandbox):
-    """With no study tables every row of ours reads "not run" (Navier-Stokes: no prior), and the
+    """With no study tables every row of ours reads "not run", and the
     published numbers stand next to them unchanged."""
     from benchmarks import pde_reference
 
@@ -322,5 +322,5 @@ def test_pde_reference_table_lists_every_published_number_and_says_what_did_not_
     rows = [line for line in text.splitlines() if line.startswith("| darcy") or line.startswith("| helmholtz")
             or line.startswith("| navier_stokes")]
     assert len(rows) == 6 and all("not run" in r for r in rows)
-    assert "| darcy | forward | not run |" in text and "| navier_stokes | inverse | not run (no prior) |" in text
+    assert "| darcy | forward | not run |" in text and "| navier_stokes | inverse | not run |" in text
     assert "| 2.13 % | 12.64 % |" in text and "| 17.16 % | 19.07 % |" in text and "| 3.32 % | 3.78 % |" in text

@@ -36,13 +36,12 @@ def generate(problem: Problem, num: int, n: int, generator: torch.Generator) -> 
     elif problem in ("poisson", "helmholtz"):
         a, u = g, solve_u(problem, g)
     else:
-        a = g
-        u = VorticitySolver(n, nu=p["nu"], forcing=default_forcing(n), dt=p["dt"]).solve(g, p["t_final"])
+        a, u = g, solve_u(problem, g)
     return torch.stack([a, u], dim=1)
 
 
 def solve_u(problem: Problem, a: Tensor) -> Tensor:
-    """The elliptic problems' solution u for coefficients / sources ``a`` (``[N, n, n]``)."""
+    """The solution u for coefficients / sources / initial vorticities ``a`` (``[N, n, n]``)."""
     p = PARAMS[problem]
     if problem == "darcy":
         return solve_darcy(a, p["f"])
@@ -50,7 +49,10 @@ def solve_u(problem: Problem, a: Tensor) -> Tensor:
         return solve_poisson(a)
     if problem == "helmholtz":
         return solve_helmholtz(a, p["k"])
-    raise ValueError(f"solve_u covers the elliptic problems (darcy, poisson, helmholtz), not {problem!r}")
+    if problem == "navier_stokes":
+        n = a.shape[-1]
+        return VorticitySolver(n, nu=p["nu"], forcing=default_forcing(n), dt=p["dt"]).solve(a, p["t_final"])
+    raise ValueError(f"unknown problem {problem!r}; valid: {', '.join(PARAMS)}")
 
 
 def relative_l2(pred: Tensor, true: Tensor) -> Tensor:
@@ -71,15 +73,16 @@ def darcy_error_rate(a_pred: Tensor, a_true: Tensor) -> Tensor:
 
 def field_metrics(recon: Tensor, truth: Tensor, mean: Tensor, std: Tensor, problem: str) -> dict[str, float]:
     """Relative L2 of each channel of one normalized ``[2, n, n]`` pair in physical units, the Darcy
-    coefficient's error rate, and (elliptic problems) the relative L2 of u solved from the
-    reconstructed a; ``mean`` / ``std`` are the per-channel normalization."""
+    coefficient's error rate, and the relative L2 of u solved from the
+    reconstructed a (Navier-Stokes: the vorticity at T = 1 integrated from the reconstructed initial
+    one); ``mean`` / ``std`` are the per-channel normalization."""
     m, s = torch.as_tensor(mean).view(1, -1, 1, 1).to(recon), torch.as_tensor(std).view(1, -1, 1, 1).to(recon)
     p, t = recon[None] * s + m, truth[None] * s + m
     rel = relative_l2(p, t)[0]
     out = {"rel_l2_a": float(rel[0]), "rel_l2_u": float(rel[1])}
     if problem == "darcy":
         out["error_rate_a"] = float(darcy_error_rate(p[:, 0], t[:, 0])[0])
-    if problem in ("darcy", "poisson", "helmholtz"):
+    if problem in PARAMS:
         # u solved from the reconstructed a (Darcy's snapped to its two values): tells the error
         # of the recovered coefficient apart from the joint prior's (a, u) coupling.
         a_hat = darcy_binarize(p[:, 0]) if problem == "darcy" else p[:, 0]

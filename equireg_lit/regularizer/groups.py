@@ -160,7 +160,11 @@ def _shift_elements(shifts: list[int] | None) -> list[ShiftElement]:
     return out
 
 
-GROUP_NAMES = ("hflip", "vflip", "rot90", "rot180", "d4", "shift")
+def _antidiagonal_shift_elements(shifts: list[int] | None) -> list[ShiftElement]:
+    return [ShiftElement(d * s, -d * s) for s in (shifts if shifts is not None else [1, 2, 4, 8]) for d in (1, -1)]
+
+
+GROUP_NAMES = ("hflip", "vflip", "rot90", "rot180", "d4", "shift", "shift_antidiagonal")
 
 
 def get_group(
@@ -173,13 +177,15 @@ def get_group(
     """Build a group by name.
 
     Args:
-        name: One of ``hflip``, ``vflip``, ``rot90``, ``rot180``, ``d4``, ``shift``.
+        name: One of ``hflip``, ``vflip``, ``rot90``, ``rot180``, ``d4``, ``shift``, ``shift_antidiagonal``.
         feature_action: ``same``, ``pseudoscalar`` or ``trivial`` (see :class:`Group`).
         input_action: ``same`` or ``pseudoscalar`` (see :class:`Group`).
         all_rotations: For ``rot90``: draw from all non-identity quarter turns (k = 1, 2, 3)
             instead of the reference's k in {1, 3}.
         shifts: For ``shift``: shift magnitudes in pixels, each applied along +-H and +-W
-            (default 1, 2, 4, 8).
+            (default 1, 2, 4, 8); for ``shift_antidiagonal``: by ``(s, -s)`` and ``(-s, s)``, the
+            shifts that keep ``x + y`` fixed on a periodic grid (the symmetry of the Navier-Stokes
+            forcing ``0.1 (sin 2pi(x + y) + cos 2pi(x + y))``, which the axis shifts break).
     """
     if name == "hflip":
         elements: list[Element] = [D4Element(0, True)]
@@ -193,6 +199,8 @@ def get_group(
         elements = [D4Element(k, f) for f in (False, True) for k in range(4) if (k, f) != (0, False)]
     elif name == "shift":
         elements = list(_shift_elements(shifts))
+    elif name == "shift_antidiagonal":
+        elements = _antidiagonal_shift_elements(shifts)
     else:
         raise ValueError(f"unknown group {name!r}; valid names: {', '.join(GROUP_NAMES)}")
     return Group(name, elements, feature_action, input_action)
