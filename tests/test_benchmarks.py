@@ -324,3 +324,18 @@ def test_pde_reference_table_lists_every_published_number_and_says_what_did_not_
     assert len(rows) == 6 and all("not run" in r for r in rows)
     assert "| darcy | forward | not run |" in text and "| navier_stokes | inverse | not run |" in text
     assert "| 2.13 % | 12.64 % |" in text and "| 17.16 % | 19.07 % |" in text and "| 3.32 % | 3.78 % |" in text
+
+
+def test_testbed_comparison_reads_each_grids_paired_gain_and_marks_what_is_missing(sandbox):
+    from benchmarks import testbed_comparison
+
+    s = write_study(sandbox, "mnist32_quality", SPEC.replace("  equireg:", "  equireg_denoiser:"))
+    (sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml").write_text(
+        "model: {init_args: {solver: {init_args: {zeta: 3.0}}}}\n")
+    for cell in s.test_cells():
+        offset = 20.0 if cell.method == "dps" else 21.0
+        runner.write_rows(runner.cell_file(cell), fake_rows(cell, lambda z: offset))
+    text = testbed_comparison.table()
+    line = next(x for x in text.splitlines() if x.startswith("| gaussian_blur | 2 |"))
+    assert line.split(" | ")[2] == "+1.00 [+1.00, +1.00] (2/2)"  # MNIST denoiser column
+    assert line.split(" | ")[3:] == ["—", "—", "—", "— |"]  # other grids absent, probe not a method here
