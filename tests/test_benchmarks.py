@@ -50,6 +50,21 @@ def test_every_shipped_study_loads_and_its_test_cells_compose_existing_parts():
                 cell.parts()
 
 
+def test_every_tuned_part_has_one_study_that_writes_it():
+    """Two studies tuning into the same file would silently change each other's cells (the hash
+    follows the file's content): every tuned part is written by exactly one study."""
+    from collections import defaultdict
+
+    writers = defaultdict(set)
+    for s in all_studies():
+        for st in s.tune if s.kind == "restoration" else []:
+            for t in s.tasks:
+                for n in st.steps or s.steps:
+                    writers[(s.dataset, st.writes.format(task=t, steps=n))].add(s.name)
+    shared = {part: names for part, names in writers.items() if len(names) > 1}
+    assert not shared, shared
+
+
 def test_bad_specs_name_the_file_and_the_key(sandbox):
     with pytest.raises(StudyError, match="no study 'nope'"):
         study.load("nope")
