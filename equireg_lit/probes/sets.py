@@ -134,7 +134,7 @@ def build_probe_sets(prov: dict, progress: bool = True) -> dict[str, Tensor]:
         per_stage: dict[str, list[Tensor]] = {k: [] for k in STAGES}
         for task in prov["tasks"]:
             if progress:
-                print(f"probe sets: DPS trajectories, {task}, {part} ({x.shape[0]} digits)", flush=True)
+                print(f"probe sets: DPS trajectories, {task}, {part} ({x.shape[0]} samples)", flush=True)
             est = _trajectory_estimates(prior, x, task, prov["steps"], prov["zeta"], prov["seed"])
             for k, v in est.items():
                 per_stage[k].append(v)
