@@ -200,10 +200,9 @@ def tuning_table(study: Study) -> str:
         if not rows:
             continue
         r0 = rows[0]
-        tuned = {st.parameter for st in study.tune}  # a method's fixed settings are not a grid
         for k, v in json.loads(r0["settings"]).items():
-            if k not in tuned:
-                continue
+            if not _is_current_tuning_cell(study, r0, k, v, f):
+                continue  # a method's fixed setting, or a cell of an earlier tuning (other parts or weights)
             metric = study.metric_for(r0["task"])
             groups[(r0["task"], r0["steps"], r0["method"], k)][v] = (
                 value_mean(rows, metric, study.lower_is_better), len(rows))
@@ -212,6 +211,23 @@ def tuning_table(study: Study) -> str:
         cells = ", ".join(f"{v:g}: {format_mean(m)} ({n})" for v, ((m, _), n) in sorted(means.items()))
         lines.append(f"| {task} | {steps} | {method} | {key} ({study.metric_for(task)}) | {cells} |")
     return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def _is_current_tuning_cell(study: Study, row: dict, key: str, value, path: Path) -> bool:
+    """Whether a validation table is a tuning stage's cell for ``key = value`` as the study's
+    parts and weights stand now (its file name ends in the hash that cell has today)."""
+    from benchmarks.runner import _without_part
+
+    for stage in study.tune:
+        if stage.parameter != key or row["method"] not in stage.methods or row["steps"] not in (stage.steps or study.steps):
+            continue
+        cell = study.method_cell(row["method"], row["task"], row["steps"], "val", stage.n, {key: value})
+        cell = _without_part(cell, stage.writes.format(task=row["task"], steps=row["steps"]))
+        try:
+            return path.stem.endswith("-" + cell.config_hash())
+        except StudyError:
+            return False
+    return False
 
 
 def section(study: Study) -> str:

@@ -354,3 +354,16 @@ def test_testbed_comparison_reads_each_grids_paired_gain_and_marks_what_is_missi
     line = next(x for x in text.splitlines() if x.startswith("| gaussian_blur | 2 |"))
     assert line.split(" | ")[2] == "+1.00 [+1.00, +1.00] (2/2)"  # MNIST denoiser column
     assert line.split(" | ")[3:] == ["—", "—", "—", "— |"]  # other grids absent, probe not a method here
+
+
+def test_tuning_table_ignores_validation_cells_of_an_earlier_tuning(sandbox):
+    """A validation table whose hash is not the cell's hash today (an earlier part or prior) is
+    history: the tuning table shows only the current cells' means."""
+    s = write_study(sandbox, "tiny", SPEC)
+    cell = runner._without_part(s.method_cell("dps", "gaussian_blur", 2, "val", 2, {"solver.zeta": 3.0}),
+                                "gaussian_blur_s2")
+    current = runner.cell_file(cell)
+    runner.write_rows(current, fake_rows(cell, lambda z: 25.0))
+    runner.write_rows(current.with_name(f"{cell.name}-0123456789.csv"), fake_rows(cell, lambda z: 11.0))
+    table = report.tuning_table(s)
+    assert "3: 25.05 (2)" in table and "11." not in table
