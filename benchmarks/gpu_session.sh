@@ -9,8 +9,9 @@
 #      image lacks, from devsite.tar.xz when present (built with `make devsite`);
 #   2. the GPU cost tables on a quiet GPU: python -m benchmarks.cost --device cuda --out gpu;
 #   3. side by side (kernel launches, not arithmetic, bound these small networks, so processes
-#      share the GPU well): the MNIST 1000-step test cells, one process per task, and a fine-tune
-#      of the natural32 prior from the committed snapshot (checkpoints/natural32/) at batch 256;
+#      share the GPU well): the MNIST 1000-step test cells, one process per task, a fine-tune
+#      of the natural32 prior from the committed snapshot (checkpoints/natural32/) at batch 256,
+#      and the studies CPUs cannot finish (natural32 at 1000 steps, SITCOM, DAPS, latent at 100);
 #   4. everything that came out, packed under $OUT (at most 8 files).
 set -u
 BUDGET=${1:-540}
@@ -52,13 +53,20 @@ for task in random_inpainting sr4 gaussian_blur motion_blur phase_retrieval hdr;
   timeout "$T" python3 -m benchmarks run mnist32_quality --only test --cells "${task}_*_s1000" \
     --batch-size 100 >"$LOGS/mnist_$task.log" 2>&1 &
 done
+# then the CPU-bound studies, each resuming per cell (what does not finish runs on the next lease)
+set -f  # the --cells globs go to the runner, not the shell
+for job in "natural32_quality --cells *_s1000" "mnist32_sitcom" "mnist32_daps" "mnist32_latent --cells *_s100"; do
+  OMP_NUM_THREADS=1 timeout "$T" python3 -m benchmarks run $job --batch-size 100 \
+    >"$LOGS/study_${job%% *}.log" 2>&1 &
+done
+set +f
 wait
 echo "side by side: done at $(( $(date +%s) - START )) s"
 
 # 4. pack
 tar -czf "$OUT/logs.tgz" "$LOGS" runs/score_natural32_gpu/lightning_logs/*/metrics.csv \
   runs/score_natural32_gpu/lightning_logs/*/events.* 2>/dev/null
-tar -czf "$OUT/results.tgz" benchmarks/results/gpu benchmarks/results/mnist32_quality/cells 2>/dev/null
+tar -czf "$OUT/results.tgz" benchmarks/results/gpu benchmarks/results/*/cells configs/tuned 2>/dev/null
 cp runs/score_natural32_gpu/natural32.safetensors runs/score_natural32_gpu/natural32.json "$OUT/" 2>/dev/null
 CKPT=$(ls -t runs/score_natural32_gpu/lightning_logs/*/checkpoints/interrupted.ckpt \
   runs/score_natural32_gpu/checkpoints/last.ckpt 2>/dev/null | head -1)
