@@ -77,3 +77,22 @@ def test_other_sampler_configs_run(config, tmp_path):
           "--data.init_args.predict_limit", "2", "--data.init_args.batch_size", "2", *OTHER_SAMPLERS[config]])
     summary = json.loads((tmp_path / "predictions" / "summary.json").read_text())
     assert summary["num_samples"] == 2 and summary["failed"] == {} and summary["psnr"]["n"] == 2
+
+
+@pytest.mark.parametrize("solver,steps", [
+    ("SITCOM", ["num_steps", "2", "consistency_steps", "2", "equi_phase_steps", "2"]),
+    ("DAPS", ["annealing_steps", "2", "ode_steps", "1", "langevin_steps", "2"]),
+    ("DiffPIR", ["num_steps", "2"]),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_any_shipped_equireg_config_runs_with_another_sampler(solver, steps, tmp_path):
+    """``--model.init_args.solver equireg_lit.solvers.<Name>`` on a shipped DPS + EquiReg config:
+    the operator, prior and regularizer stay, the sampler changes."""
+    flags = [x for k, v in zip(steps[::2], steps[1::2], strict=True) for x in (SOLVER + k, v)]
+    main(["predict", "--config", os.path.join(ROOT, "configs", "predict", "mnist32_sr4_dps_equireg.yaml"),
+          "--model.init_args.solver", f"equireg_lit.solvers.{solver}", *flags,
+          "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
+          "--trainer.logger", "false", "--data.init_args.predict_limit", "2", "--data.init_args.batch_size", "2"])
+    summary = json.loads((tmp_path / "predictions" / "summary.json").read_text())
+    assert summary["num_samples"] == 2 and summary["failed"] == {}
+    config = (tmp_path / "config.yaml").read_text()
+    assert f"class_path: equireg_lit.solvers.{solver}" in config and "equireg_lit.regularizer.EquiReg" in config
