@@ -13,13 +13,11 @@ rerun here.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import yaml
 
-from benchmarks.report import _cell_rows
-from benchmarks.runner import RESULTS
+from benchmarks.report import _cell_rows, table_script
 from benchmarks.stats import mean_se
 from benchmarks.study import REPO, StudyError, load
 
@@ -97,14 +95,7 @@ def table() -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="", help="subfolder of benchmarks/results for the table")
-    a = p.parse_args()
-    out = RESULTS / a.out
-    out.mkdir(parents=True, exist_ok=True)
-    text = table()
-    (out / "pde_reference.md").write_text(text)
-    print(text)
+    table_script(__doc__, "pde_reference.md", table)
 
 
 if __name__ == "__main__":

@@ -230,6 +230,20 @@ def _is_current_tuning_cell(study: Study, row: dict, key: str, value, path: Path
     return False
 
 
+def table_script(doc: str, filename: str, table) -> None:
+    """``main`` of a script that renders a table from studies' cells (nothing rerun): writes
+    ``benchmarks/results/[--out/]<filename>`` for a script study and prints it."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="", help="subfolder of benchmarks/results for the table")
+    out = RESULTS / p.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
+    text = table()
+    (out / filename).write_text(text)
+    print(text)
+
+
 def section(study: Study) -> str:
     out = [f"## {study.title}", "", study.description.strip(), ""]
     if study.kind == "script":

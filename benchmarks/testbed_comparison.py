@@ -11,10 +11,8 @@ grid does not have, or whose cells have not run, reads "—".
 
 from __future__ import annotations
 
-import argparse
 
-from benchmarks.report import _cell_rows
-from benchmarks.runner import RESULTS
+from benchmarks.report import _cell_rows, table_script
 from benchmarks.stats import paired
 from benchmarks.study import Study, StudyError, load
 
@@ -66,14 +64,7 @@ def table() -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="", help="subfolder of benchmarks/results for the table")
-    a = p.parse_args()
-    out = RESULTS / a.out
-    out.mkdir(parents=True, exist_ok=True)
-    text = table()
-    (out / "testbed_comparison.md").write_text(text)
-    print(text)
+    table_script(__doc__, "testbed_comparison.md", table)
 
 
 if __name__ == "__main__":
