@@ -236,8 +236,15 @@ def task_operator(task: str, dataset: str = "mnist32"):
     """The operator of ``configs/task/<dataset>/<task>.yaml`` (every benchmark uses the same one)."""
     from lightning.pytorch.cli import instantiate_class
 
-    spec = yaml.safe_load((CONFIGS / "task" / dataset / f"{task}.yaml").read_text())
-    return instantiate_class((), spec["model"]["init_args"]["operator"])
+    from equireg_lit.utils.compose import expand_config_args
+
+    operator: dict = {}
+    for arg in expand_config_args(["--config", str(CONFIGS / "task" / dataset / f"{task}.yaml")])[1::2]:
+        doc = yaml.safe_load(Path(arg).read_text() if "\n" not in arg else arg) or {}
+        part = ((doc.get("model") or {}).get("init_args") or {}).get("operator")  # composed parts in order
+        if part:
+            operator = {**operator, **part, "init_args": {**operator.get("init_args", {}), **part.get("init_args", {})}}
+    return instantiate_class((), operator)
 
 
 METHOD_KEYS = {"method", "tuned", "extra", "set", "steps_key", "steps_factor"}

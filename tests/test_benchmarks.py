@@ -367,3 +367,12 @@ def test_tuning_table_ignores_validation_cells_of_an_earlier_tuning(sandbox):
     runner.write_rows(current.with_name(f"{cell.name}-0123456789.csv"), fake_rows(cell, lambda z: 11.0))
     table = report.tuning_table(s)
     assert "3: 25.05 (2)" in table and "11." not in table
+
+
+def test_task_operator_follows_composed_task_files():
+    """natural32's tasks compose MNIST's (both 1x32x32): the same operator comes back."""
+    import torch
+
+    nat, mnist = study.task_operator("gaussian_blur", "natural32"), study.task_operator("gaussian_blur", "mnist32")
+    x = torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert type(nat) is type(mnist) and torch.equal(nat.A(x), mnist.A(x))
