@@ -117,12 +117,9 @@ class Cell:
         comments and layout do not count; composed sub-parts expanded), the contents of the weight
         files they name, and the overrides but the sample count. A retuned number or retrained
         prior gives new cells and never mixes with old rows."""
-        from equireg_lit.utils.compose import expand_config_args
-
         h = hashlib.sha256()
         for f in self.parts():
-            for arg in expand_config_args(["--config", str(f)])[1::2]:
-                doc = yaml.safe_load(Path(arg).read_text() if "\n" not in arg else arg) or {}
+            for doc in composed_docs(f):
                 doc.pop("compose", None)
                 h.update(json.dumps(doc, sort_keys=True).encode())
                 for name in _weights_named(doc):
@@ -131,6 +128,14 @@ class Cell:
         i = ov.index("--data.init_args.predict_limit")
         h.update(json.dumps(ov[:i] + ov[i + 2:]).encode())
         return h.hexdigest()[:10]
+
+
+def composed_docs(path: Path) -> list[dict]:
+    """A config file's documents in the order the CLI applies them (its ``compose:`` parts first)."""
+    from equireg_lit.utils.compose import expand_config_args
+
+    return [yaml.safe_load(Path(arg).read_text() if "\n" not in arg else arg) or {}
+            for arg in expand_config_args(["--config", str(path)])[1::2]]
 
 
 def _weights_named(node) -> list[str]:
@@ -236,12 +241,9 @@ def task_operator(task: str, dataset: str = "mnist32"):
     """The operator of ``configs/task/<dataset>/<task>.yaml`` (every benchmark uses the same one)."""
     from lightning.pytorch.cli import instantiate_class
 
-    from equireg_lit.utils.compose import expand_config_args
-
     operator: dict = {}
-    for arg in expand_config_args(["--config", str(CONFIGS / "task" / dataset / f"{task}.yaml")])[1::2]:
-        doc = yaml.safe_load(Path(arg).read_text() if "\n" not in arg else arg) or {}
-        part = ((doc.get("model") or {}).get("init_args") or {}).get("operator")  # composed parts in order
+    for doc in composed_docs(CONFIGS / "task" / dataset / f"{task}.yaml"):
+        part = ((doc.get("model") or {}).get("init_args") or {}).get("operator")
         if part:
             operator = {**operator, **part, "init_args": {**operator.get("init_args", {}), **part.get("init_args", {})}}
     return instantiate_class((), operator)

@@ -11,7 +11,6 @@ grid does not have, or whose cells have not run, reads "—".
 
 from __future__ import annotations
 
-
 from benchmarks.report import _cell_rows, table_script
 from benchmarks.stats import paired
 from benchmarks.study import Study, StudyError, load

@@ -151,8 +151,11 @@ class Group:
             )
 
 
+DEFAULT_SHIFTS = (1, 2, 4, 8)
+
+
 def _shift_elements(shifts: list[int] | None) -> list[ShiftElement]:
-    steps = shifts if shifts is not None else [1, 2, 4, 8]
+    steps = shifts if shifts is not None else DEFAULT_SHIFTS
     out: list[ShiftElement] = []
     for s in steps:
         for dh, dw in ((s, 0), (0, s), (-s, 0), (0, -s)):
@@ -161,7 +164,7 @@ def _shift_elements(shifts: list[int] | None) -> list[ShiftElement]:
 
 
 def _antidiagonal_shift_elements(shifts: list[int] | None) -> list[ShiftElement]:
-    return [ShiftElement(d * s, -d * s) for s in (shifts if shifts is not None else [1, 2, 4, 8]) for d in (1, -1)]
+    return [ShiftElement(d * s, -d * s) for s in (shifts if shifts is not None else DEFAULT_SHIFTS) for d in (1, -1)]
 
 
 GROUP_NAMES = ("hflip", "vflip", "rot90", "rot180", "d4", "shift", "shift_antidiagonal")
