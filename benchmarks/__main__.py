@@ -2,6 +2,7 @@
 
     python -m benchmarks list                          # the studies, one line each
     python -m benchmarks run STUDY [--quick] [--only tune|test] [--cells GLOB] [--batch-size B]
+    python -m benchmarks status STUDY [--cells GLOB]     # what is done, what is left (runs nothing)
     python -m benchmarks report                        # writes docs/results.md whole
 
 ``run`` resumes per sample; several processes (or machines sharing the folder) may run disjoint
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--cells", default=None, help="glob over cell names TASK_METHOD_sSTEPS and tuning groups "
                    "TASK_sSTEPS (e.g. 'gaussian_blur_*', '*_s20')")
     r.add_argument("--batch-size", type=int, default=None, help="predict batch size (results do not depend on it)")
+    st = sub.add_parser("status", help="what a study has done and what is left (runs nothing)")
+    st.add_argument("study")
+    st.add_argument("--cells", default=None, help="glob as for run")
     sub.add_parser("report", help="write docs/results.md from every study's tables")
     a = p.parse_args(argv)
     try:
@@ -39,6 +43,10 @@ def main(argv: list[str] | None = None) -> None:
             from benchmarks.runner import run_study
 
             run_study(load(a.study), a.quick, a.only, a.cells, a.batch_size)
+        elif a.cmd == "status":
+            from benchmarks.progress import status_lines
+
+            print("\n".join(status_lines(load(a.study), a.cells)))
         else:
             from benchmarks.report import write_report
 

@@ -128,7 +128,7 @@ def run_cell(cell: Cell, quick: bool = False, batch_size: int | None = None,
     return rows
 
 
-def shared_rows(cell: Cell, digest: str, quick: bool = False) -> list[dict]:
+def shared_rows(cell: Cell, digest: str, quick: bool = False, quiet: bool = False) -> list[dict]:
     """Rows of the same cell run by another study, relabelled for this one ([] if none).
 
     The hash covers every part, weight file and override that decides a sample, and samples are
@@ -141,8 +141,9 @@ def shared_rows(cell: Cell, digest: str, quick: bool = False) -> list[dict]:
             continue
         rows = read_rows(other)
         if len(rows) >= cell.n:
-            print(f"[benchmarks] {cell.study} {cell.split} {cell.name}: {cell.n} samples from "
-                  f"{other.relative_to(REPO)} (same config hash)", flush=True)
+            if not quiet:
+                print(f"[benchmarks] {cell.study} {cell.split} {cell.name}: {cell.n} samples from "
+                      f"{other.relative_to(REPO)} (same config hash)", flush=True)
             return [{**r, "study": cell.study, "method": cell.method, "steps": cell.steps}
                     for r in rows[: cell.n]]
     return []

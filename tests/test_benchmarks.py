@@ -376,3 +376,30 @@ def test_task_operator_follows_composed_task_files():
     nat, mnist = study.task_operator("gaussian_blur", "natural32"), study.task_operator("gaussian_blur", "mnist32")
     x = torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     assert type(nat) is type(mnist) and torch.equal(nat.A(x), mnist.A(x))
+
+
+def test_status_counts_done_partial_and_waiting_cells_and_estimates_time_left(sandbox):
+    from benchmarks.progress import status_lines, study_progress
+
+    s = write_study(sandbox, "tiny", SPEC)
+    (p,) = study_progress(s)
+    # nothing run: the tuning group's grid (zeta 1, 3) is 2 x 2 samples; both test cells wait on it
+    assert (p.tune_done, p.tune_all, p.test_done, p.test_all, p.samples_left) == (0, 1, 0, 2, 8)
+    assert p.waiting == ["gaussian_blur_dps_s2", "gaussian_blur_equireg_s2"] and p.seconds_left is None
+    for zeta in (1.0, 3.0):
+        cell = runner._without_part(s.method_cell("dps", "gaussian_blur", 2, "val", 2, {"solver.zeta": zeta}),
+                                    "gaussian_blur_s2")
+        runner.write_rows(runner.cell_file(cell), fake_rows(cell, lambda z: z))
+    (sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml").write_text(
+        "model: {init_args: {solver: {init_args: {zeta: 3.0}}}}\n")
+    dps, reg = s.test_cells()
+    runner.write_rows(runner.cell_file(dps), fake_rows(dps, lambda z: 0))
+    runner.write_rows(runner.cell_file(reg), fake_rows(reg, lambda z: 0)[:1])  # stopped after one sample
+    (p,) = study_progress(s)
+    assert (p.tune_done, p.test_done, p.test_all, p.samples_left, p.waiting) == (1, 1, 2, 1, [])
+    assert p.seconds_left == 1.0  # one sample left at the median 1 s per sample of the finished rows
+    lines = status_lines(s)
+    assert "tuning 1/1 groups, test 1/2 cells; 1 samples left" in lines[1] and "resume with" in lines[-1]
+    runner.write_rows(runner.cell_file(reg), fake_rows(reg, lambda z: 0))
+    assert "complete" in status_lines(s)[-1]
+    assert "gaussian_blur_equireg_s2" not in status_lines(s, "*_dps_*")[1]

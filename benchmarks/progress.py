@@ -1,0 +1,142 @@
+"""Where a study stands: which tuning groups and test cells are complete, and the work left.
+
+    python -m benchmarks status STUDY [--cells GLOB]
+
+Read-only: nothing runs. A cell counts as done when its table under the current config hash holds
+``n`` rows, or another study's table with the same hash does (``run`` would copy it). A test cell
+whose tuned parts are not written yet waits on tuning. Time left is the remaining samples times
+the median seconds per sample of the study's finished rows at the same step count on this device
+(any device when none here); it is an estimate for planning, not a benchmark.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import statistics
+from dataclasses import dataclass, field
+
+from benchmarks import runner
+from benchmarks.stats import device_name
+from benchmarks.study import Cell, Study, StudyError
+
+
+@dataclass
+class StepProgress:
+    """One step count of a study: tuning groups and test cells, done / all, and samples left."""
+
+    steps: int
+    tune_done: int = 0
+    tune_all: int = 0
+    test_done: int = 0
+    test_all: int = 0
+    samples_left: int = 0
+    waiting: list[str] = field(default_factory=list)  # test cells whose tuned parts are missing
+    seconds_left: float | None = None
+
+
+def rows_available(cell: Cell) -> int | None:
+    """Rows the cell has (its own table or another study's with the same hash); None when a tuned
+    part it composes is not written yet (its hash is not known)."""
+    try:
+        digest = cell.config_hash()
+    except StudyError:
+        return None
+    own = runner.cell_file(cell, digest=digest)
+    have = len(runner.read_rows(own)) if own.is_file() else 0
+    if have < cell.n and runner.shared_rows(cell, digest, quiet=True):
+        return cell.n
+    return min(have, cell.n)
+
+
+def _tuning_groups(study: Study, cell_filter: str | None):
+    """(steps, done, samples left) per tuning group: a group is done when its part is written and
+    every cell of its first grid holds its samples (extensions past an edge are not known ahead)."""
+    for stage in study.tune:
+        for task in study.tasks:
+            for steps in stage.steps or study.steps:
+                if cell_filter and not fnmatch.fnmatch(f"{task}_s{steps}", cell_filter):
+                    continue
+                writes = stage.writes.format(task=task, steps=steps)
+                try:
+                    values = runner.grid_values(study, stage, task, steps)
+                except FileNotFoundError:  # the grid centres on a part an earlier stage writes
+                    values = []
+                left = 0
+                for v in values:
+                    for m in stage.methods:
+                        cell = runner._without_part(
+                            study.method_cell(m, task, steps, "val", stage.n, {stage.parameter: v}), writes)
+                        have = rows_available(cell)
+                        left += cell.n - (have or 0)
+                if not values:
+                    left = stage.n * len(stage.methods) * 3  # a grid of three around a value not tuned yet
+                part = runner.REPO / "configs" / "tuned" / study.dataset / f"{writes}.yaml"
+                yield steps, part.is_file() and left == 0, left
+
+
+def seconds_per_sample(study: Study) -> dict[int, float]:
+    """Median seconds per sample of the study's finished rows by step count (this device first)."""
+    table = runner.study_dir(study.name) / "cells"
+    rows = [r for f in sorted(table.glob("*/*.csv")) for r in runner.read_rows(f) if "seconds" in r]
+    here = device_name()
+    out = {}
+    for steps in {r["steps"] for r in rows}:
+        at = [r for r in rows if r["steps"] == steps]
+        mine = [r["seconds"] for r in at if r.get("device") == here]
+        out[steps] = statistics.median(mine or [r["seconds"] for r in at])
+    return out
+
+
+def study_progress(study: Study, cell_filter: str | None = None) -> list[StepProgress]:
+    """The study's progress per step count (restoration studies)."""
+    by_steps = {s: StepProgress(s) for s in sorted(study.steps)}
+    for steps, done, left in _tuning_groups(study, cell_filter):
+        p = by_steps.setdefault(steps, StepProgress(steps))
+        p.tune_all += 1
+        p.tune_done += done
+        p.samples_left += left
+    for cell in study.test_cells():
+        if cell_filter and not fnmatch.fnmatch(cell.name, cell_filter):
+            continue
+        p = by_steps[cell.steps]
+        p.test_all += 1
+        have = rows_available(cell)
+        if have is None:
+            p.waiting.append(cell.name)
+            p.samples_left += cell.n
+        else:
+            p.test_done += have >= cell.n
+            p.samples_left += cell.n - have
+    rates = seconds_per_sample(study)
+    for p in by_steps.values():
+        if p.steps in rates:
+            p.seconds_left = p.samples_left * rates[p.steps]
+    return [p for p in by_steps.values() if p.tune_all or p.test_all]
+
+
+def format_hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "no finished rows to estimate from"
+    return f"about {seconds / 3600:.1f} h" if seconds >= 3600 else f"about {seconds / 60:.0f} min"
+
+
+def status_lines(study: Study, cell_filter: str | None = None) -> list[str]:
+    """Human-readable progress, one line per step count and a total."""
+    if study.kind == "script":
+        return [f"{study.name}: a script study (rerun it whole: python -m benchmarks run {study.name})"]
+    progress = study_progress(study, cell_filter)
+    lines = [f"{study.name}: {study.title}"]
+    for p in progress:
+        wait = f", {len(p.waiting)} waiting on tuning" if p.waiting else ""
+        tune = f"tuning {p.tune_done}/{p.tune_all} groups" if p.tune_all else "no tuning"
+        lines.append(f"  {p.steps:>5} steps: {tune}, test {p.test_done}/"
+                     f"{p.test_all} cells{wait}; {p.samples_left} samples left, {format_hours(p.seconds_left)}")
+    known = [p.seconds_left for p in progress if p.seconds_left is not None and p.samples_left]
+    total = sum(p.samples_left for p in progress)
+    if not total:
+        lines.append("  complete: python -m benchmarks report")
+    else:
+        unknown = any(p.seconds_left is None and p.samples_left for p in progress)
+        lines.append(f"  left: {total} samples, {format_hours(sum(known))}" + (" + step counts not yet timed" if unknown else "")
+                     + f" on {device_name()} at one process; resume with python -m benchmarks run {study.name}")
+    return lines
