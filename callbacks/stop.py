@@ -1,19 +1,35 @@
-"""Fit stopped by SIGTERM / SIGINT: save a checkpoint to resume from."""
+"""Stopping and resuming a fit: a checkpoint on SIGTERM / SIGINT, the global random states in
+every checkpoint, and the newest checkpoint of a run folder for ``--ckpt_path last``."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
+def newest_checkpoint(root: str | Path) -> Path | None:
+    """The most recently written ``*.ckpt`` under a run folder, across every ``version_N`` (None if
+    there is none): what ``equireg fit --ckpt_path last`` resumes from.
+
+    Lightning's own ``"last"`` only looks in the new version's folder for ``last.ckpt``, so a rerun
+    of a killed fit would start over; this one also finds epoch and ``interrupted.ckpt`` files of
+    earlier versions. Ties (same mtime) go to the later path, so every DDP process picks the same."""
+    found = [p for p in Path(root).rglob("*.ckpt") if p.is_file()]
+    return max(found, key=lambda p: (p.stat().st_mtime_ns, str(p))) if found else None
+
+
 class CheckpointOnStop(Callback):
     """When fit is stopped by a signal, write ``checkpoints/interrupted.ckpt`` in the run folder
     (every process has stopped at the same batch; Lightning syncs that), so
-    ``equireg fit ... --ckpt_path <it>`` continues where the run stopped. The ``equireg`` CLI adds
+    ``equireg fit ... --ckpt_path <it>`` (or ``--ckpt_path last``) continues where the run stopped. The ``equireg`` CLI adds
     this callback to every fit.
     """
 
@@ -24,3 +40,44 @@ class CheckpointOnStop(Callback):
         trainer.save_checkpoint(path, weights_only=False)  # resumable: optimizer and loop state too
         rank_zero_info(f"Stopped by a signal at epoch {trainer.current_epoch}, step {trainer.global_step}; "
                        f"checkpoint: {path} (resume with --ckpt_path {path})")
+
+
+class RandomStateInCheckpoint(Callback):
+    """Keeps the global random states (Python, NumPy, torch CPU and CUDA) in every checkpoint and
+    puts them back when the resumed fit starts its next epoch, so a fit resumed from an epoch-end
+    checkpoint draws the same shuffles, timesteps, noise and augmentations as the run that was not
+    stopped (Lightning saves model, optimizer and loop state but not these).
+
+    Why at the epoch start and not at load: resuming from an epoch-end checkpoint, Lightning first
+    replays the end of the saved epoch, which creates a train iterator (one draw of the sampler's
+    seed) that the uninterrupted run never made. The ``equireg`` CLI adds this callback to every fit.
+
+    States are stored as tensors and tuples of ints, so the checkpoint still loads with
+    ``torch.load(..., weights_only=True)``. Under DDP rank 0's states are saved; every rank starts
+    from the same seed and draws the same global random numbers (the data differ by sampler), so
+    rank 0's states are every rank's."""
+
+    def __init__(self) -> None:
+        self._restore: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        return {"python": random.getstate(), "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                          "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restore = state_dict
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._restore is None:
+            return
+        state, self._restore = self._restore, None
+        random.setstate(state["python"])
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        n = state["numpy"]
+        np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                             n["cached_gaussian"]))

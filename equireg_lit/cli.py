@@ -19,6 +19,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_only
 
 from equireg_lit.errors import ConfigError, DataError, RunInterrupted
 from equireg_lit.utils.compose import expand_config_args
@@ -110,6 +111,25 @@ def predictions_dir(default_root_dir: str | None) -> str:
     return str(PredictionFolder.of_run(default_root_dir).root)
 
 
+# Settings that only decide what is logged or where the result is exported: they may change on resume.
+_RESUME_MAY_CHANGE = {"sample_every_n_epochs", "num_sample_images", "sample_steps", "export_path", "allow_untrained"}
+
+
+def _check_same_training(ckpt, hparams: dict) -> None:
+    """``--ckpt_path last`` continues a run only with the training settings it was written with."""
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    changed = [f"{k}: {saved[k]!r} -> {hparams[k]!r}" for k in sorted(set(saved) & set(hparams) - _RESUME_MAY_CHANGE)
+               if not k.startswith("_") and saved[k] != hparams[k]]
+    if changed:
+        raise UserError(f"--ckpt_path last: {ckpt} was written with other settings ({'; '.join(changed)}); continue "
+                        "with those, or train into another --trainer.default_root_dir", code=2)
+
+
+@rank_zero_only
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 class EquiRegCLI(LightningCLI):
     """``equireg fit|validate|test|predict`` with stacked ``--config`` files."""
 
@@ -142,10 +162,23 @@ class EquiRegCLI(LightningCLI):
             raise UserError(f"{where + ': ' if where else ''}{root}", code=2) from err
 
     def before_fit(self) -> None:
-        from equireg_lit.callbacks import CheckpointOnStop
+        from equireg_lit.callbacks import CheckpointOnStop, RandomStateInCheckpoint, newest_checkpoint
 
-        if not any(isinstance(cb, CheckpointOnStop) for cb in self.trainer.callbacks):
-            self.trainer.callbacks.append(CheckpointOnStop())
+        for kind in (CheckpointOnStop, RandomStateInCheckpoint):
+            if not any(isinstance(cb, kind) for cb in self.trainer.callbacks):
+                self.trainer.callbacks.append(kind())
+        fit = self.config_init["fit"]
+        ckpt, root = fit.get("ckpt_path"), self.trainer.default_root_dir
+        if ckpt == "last":  # resume a killed or stopped run, whichever version wrote it
+            newest = newest_checkpoint(root)
+            if newest is not None:
+                _check_same_training(newest, dict(self.model.hparams))
+            fit["ckpt_path"] = str(newest) if newest else None
+            _say(f"equireg: --ckpt_path last: resuming from {newest}" if newest
+                 else f"equireg: --ckpt_path last: no checkpoint under {root}; starting from scratch")
+        elif ckpt is not None and ckpt not in ("hpc", "registry") and "://" not in ckpt and not os.path.isfile(ckpt):
+            raise UserError(f"--ckpt_path {ckpt}: no such file (--ckpt_path last resumes from the newest "
+                            f"checkpoint under {root})", code=2)
 
     def before_predict(self) -> None:
         from equireg_lit.callbacks import PredictionWriter
@@ -230,7 +263,7 @@ def main(args: list[str] | None = None) -> None:
 
         if isinstance(err, SIGTERMException):  # fit stopped by SIGTERM / SIGINT (checkpoint saved)
             signum = signals.requested() or 15
-            print(f"equireg: stopped by signal {signum}; rerun with --ckpt_path to continue", file=sys.stderr)
+            print(f"equireg: stopped by signal {signum}; rerun with --ckpt_path last to continue", file=sys.stderr)
             raise SystemExit(128 + signum) from None
         raise
     except RunInterrupted as err:

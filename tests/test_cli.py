@@ -89,6 +89,39 @@ def test_side_by_side_pictures_and_the_contact_sheet(tmp_path, repo_root):
         main(common + ["--trainer.default_root_dir", str(tmp_path / "x"), "--compare_with", str(tmp_path / "nowhere")])
 
 
+def test_fit_resumed_with_ckpt_path_last_from_an_epoch_checkpoint_is_bit_identical(tmp_path, repo_root, capsys):
+    """A fit killed after its first epoch and rerun with ``--ckpt_path last`` (the newest checkpoint
+    of any version in the run folder) ends with the weights of the run that was never stopped:
+    same shuffles, timesteps, noise and augmentations (the random states travel in the checkpoint)."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    def fit(root, *extra):
+        main(["fit", "--config", f"{repo_root}/tests/configs/fit_tiny.yaml", "--trainer.default_root_dir", str(root),
+              "--model.init_args.export_path", str(root / "w.safetensors"),
+              "--model.init_args.sample_every_n_epochs", "0", *extra])
+
+    fit(tmp_path / "whole", "--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.save_top_k=-1")
+    first_epoch = tmp_path / "whole" / "lightning_logs" / "version_0" / "checkpoints" / "epoch=0-step=2.ckpt"
+    killed = tmp_path / "killed" / "lightning_logs" / "version_0" / "checkpoints"
+    killed.mkdir(parents=True)
+    shutil.copy(first_epoch, killed)  # what a SIGKILL during the second epoch leaves
+    capsys.readouterr()
+    fit(tmp_path / "killed", "--ckpt_path", "last")
+    assert f"resuming from {killed / 'epoch=0-step=2.ckpt'}" in capsys.readouterr().err
+    whole, resumed = load_file(str(tmp_path / "whole" / "w.safetensors")), load_file(str(tmp_path / "killed" / "w.safetensors"))
+    assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
+    fit(tmp_path / "fresh", "--ckpt_path", "last", "--trainer.max_steps", "1")
+    assert "no checkpoint under" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:  # another learning rate: not the same run, before any work
+        fit(tmp_path / "killed", "--ckpt_path", "last", "--model.init_args.lr", "0.5")
+    assert err.value.code == 2 and "written with other settings (lr: 0.0002 -> 0.5)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:
+        fit(tmp_path / "fresh", "--ckpt_path", str(tmp_path / "nowhere.ckpt"))
+    assert err.value.code == 2 and "nowhere.ckpt: no such file (--ckpt_path last resumes" in capsys.readouterr().err
+
+
 def test_fit_tiny_writes_checkpoint_and_tensorboard(tmp_path, repo_root):
     main(["fit", "--config", f"{repo_root}/tests/configs/fit_tiny.yaml", "--trainer.default_root_dir", str(tmp_path),
           "--model.init_args.export_path", str(tmp_path / "tiny.safetensors")])
