@@ -6,7 +6,8 @@ Read-only: nothing runs. A cell counts as done when its table under the current 
 ``n`` rows, or another study's table with the same hash does (``run`` would copy it). A test cell
 whose tuned parts are not written yet waits on tuning. Time left is the remaining samples times
 the median seconds per sample of the study's finished rows at the same step count on this device
-(any device when none here); it is an estimate for planning, not a benchmark.
+(any device when none here; the median seconds per step times the step count where a step count
+has no rows yet); it is an estimate for planning, not a benchmark.
 """
 
 from __future__ import annotations
@@ -75,15 +76,15 @@ def _tuning_groups(study: Study, cell_filter: str | None):
 
 
 def seconds_per_sample(study: Study) -> dict[int, float]:
-    """Median seconds per sample of the study's finished rows by step count (this device first)."""
+    """Median seconds per sample of the study's finished rows by step count (this device's rows
+    when it has any); a step count without rows scales the median seconds per step."""
     table = runner.study_dir(study.name) / "cells"
     rows = [r for f in sorted(table.glob("*/*.csv")) for r in runner.read_rows(f) if "seconds" in r]
-    here = device_name()
-    out = {}
-    for steps in {r["steps"] for r in rows}:
-        at = [r for r in rows if r["steps"] == steps]
-        mine = [r["seconds"] for r in at if r.get("device") == here]
-        out[steps] = statistics.median(mine or [r["seconds"] for r in at])
+    rows = [r for r in rows if r.get("device") == device_name()] or rows
+    out = {steps: statistics.median(r["seconds"] for r in rows if r["steps"] == steps) for steps in {r["steps"] for r in rows}}
+    if rows:
+        per_step = statistics.median(r["seconds"] / r["steps"] for r in rows)
+        out |= {steps: per_step * steps for steps in study.steps if steps not in out}
     return out
 
 
