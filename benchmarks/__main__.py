@@ -2,7 +2,7 @@
 
     python -m benchmarks list                          # the studies, one line each
     python -m benchmarks run STUDY [--quick] [--only tune|test] [--cells GLOB] [--batch-size B]
-    python -m benchmarks status STUDY [--cells GLOB]     # what is done, what is left (runs nothing)
+    python -m benchmarks status [STUDY] [--cells GLOB]   # what is done, what is left (runs nothing)
     python -m benchmarks report                        # writes docs/results.md whole
 
 ``run`` resumes per sample; several processes (or machines sharing the folder) may run disjoint
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
                    "TASK_sSTEPS (e.g. 'gaussian_blur_*', '*_s20')")
     r.add_argument("--batch-size", type=int, default=None, help="predict batch size (results do not depend on it)")
     st = sub.add_parser("status", help="what a study has done and what is left (runs nothing)")
-    st.add_argument("study")
+    st.add_argument("study", nargs="?", help="one study (default: a line per restoration study)")
     st.add_argument("--cells", default=None, help="glob as for run")
     sub.add_parser("report", help="write docs/results.md from every study's tables")
     a = p.parse_args(argv)
@@ -44,9 +44,14 @@ def main(argv: list[str] | None = None) -> None:
 
             run_study(load(a.study), a.quick, a.only, a.cells, a.batch_size)
         elif a.cmd == "status":
-            from benchmarks.progress import status_lines
+            from benchmarks.progress import status_lines, summary_line
 
-            print("\n".join(status_lines(load(a.study), a.cells)))
+            if a.study:
+                print("\n".join(status_lines(load(a.study), a.cells)))
+            else:
+                for s in all_studies():
+                    if s.kind != "script":
+                        print(summary_line(s))
         else:
             from benchmarks.report import write_report
 

@@ -141,3 +141,14 @@ def status_lines(study: Study, cell_filter: str | None = None) -> list[str]:
         lines.append(f"  left: {total} samples, {format_hours(sum(known))}" + (" + step counts not yet timed" if unknown else "")
                      + f" on {device_name()} at one process; resume with python -m benchmarks run {study.name}")
     return lines
+
+
+def summary_line(study: Study) -> str:
+    """One line: the study's cells done and the samples and time left."""
+    progress = study_progress(study)
+    done, cells = sum(p.test_done for p in progress), sum(p.test_all for p in progress)
+    left = sum(p.samples_left for p in progress)
+    if not left:
+        return f"{study.name:32s} complete ({cells} test cells)"
+    timed = [p.seconds_left for p in progress if p.seconds_left is not None]
+    return f"{study.name:32s} {done}/{cells} test cells; {left} samples left, {format_hours(sum(timed) if timed else None)}"

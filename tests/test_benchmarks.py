@@ -403,3 +403,6 @@ def test_status_counts_done_partial_and_waiting_cells_and_estimates_time_left(sa
     runner.write_rows(runner.cell_file(reg), fake_rows(reg, lambda z: 0))
     assert "complete" in status_lines(s)[-1]
     assert "gaussian_blur_equireg_s2" not in status_lines(s, "*_dps_*")[1]
+    from benchmarks.progress import summary_line
+
+    assert summary_line(s).split()[1:] == ["complete", "(2", "test", "cells)"]
