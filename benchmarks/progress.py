@@ -138,7 +138,8 @@ def status_lines(study: Study, cell_filter: str | None = None) -> list[str]:
         lines.append("  complete: python -m benchmarks report")
     else:
         unknown = any(p.seconds_left is None and p.samples_left for p in progress)
-        lines.append(f"  left: {total} samples, {format_hours(sum(known))}" + (" + step counts not yet timed" if unknown else "")
+        lines.append(f"  left: {total} samples, {format_hours(sum(known) if known else None)}"
+                     + (" + step counts not yet timed" if unknown and known else "")
                      + f" on {device_name()} at one process; resume with python -m benchmarks run {study.name}")
     return lines
 
