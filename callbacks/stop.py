@@ -48,9 +48,12 @@ class RandomStateInCheckpoint(Callback):
     checkpoint draws the same shuffles, timesteps, noise and augmentations as the run that was not
     stopped (Lightning saves model, optimizer and loop state but not these).
 
-    Why at the epoch start and not at load: resuming from an epoch-end checkpoint, Lightning first
-    replays the end of the saved epoch, which creates a train iterator (one draw of the sampler's
-    seed) that the uninterrupted run never made. The ``equireg`` CLI adds this callback to every fit.
+    Why at the epoch start and not at load: resuming from an epoch-end checkpoint, Lightning (2.6)
+    first replays the end of the saved epoch, which creates a train iterator (one draw of the
+    sampler's seed) that the uninterrupted run never made, and then sets distributed samplers to
+    the epoch after the one it runs (every epoch after the resume); so the samplers are set to the
+    epoch being run. The
+    ``equireg`` CLI adds this callback to every fit.
 
     States are stored as tensors and tuples of ints, so the checkpoint still loads with
     ``torch.load(..., weights_only=True)``. Under DDP rank 0's states are saved; every rank starts
@@ -71,6 +74,11 @@ class RandomStateInCheckpoint(Callback):
         self._restore = state_dict
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Every epoch (a no-op in a run never stopped, where Lightning's count is the same).
+        for loader in _loaders(trainer.train_dataloader):
+            for sampler in (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
+                if hasattr(sampler, "set_epoch"):
+                    sampler.set_epoch(trainer.current_epoch)
         if self._restore is None:
             return
         state, self._restore = self._restore, None
@@ -81,3 +89,12 @@ class RandomStateInCheckpoint(Callback):
         n = state["numpy"]
         np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
                              n["cached_gaussian"]))
+
+
+def _loaders(node: Any) -> list[Any]:
+    """The DataLoaders in Lightning's train_dataloader (one loader or a list / dict of them)."""
+    if isinstance(node, dict):
+        return [x for v in node.values() for x in _loaders(v)]
+    if isinstance(node, (list, tuple)):
+        return [x for v in node for x in _loaders(v)]
+    return [] if node is None else [node]

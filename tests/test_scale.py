@@ -81,19 +81,34 @@ def test_two_process_predict_on_mnist_equals_one_process(tmp_path):
     assert metric_rows(tmp_path / "one") == metric_rows(tmp_path / "two")
 
 
-def test_two_process_fit_exports_once(tmp_path):
+def test_two_process_fit_exports_once_and_resumes_bit_identically(tmp_path):
+    """DDP (2 gloo processes): one export with the one-process schedule; a fit stopped after an
+    epoch and rerun with --ckpt_path last ends with the weights of the run never stopped (samplers
+    reshuffle by epoch; the random states travel in the checkpoint)."""
+    import shutil
+
     cfg = f"{REPO}/tests/configs/fit_tiny.yaml"
     main(["fit", "--config", cfg, "--trainer.default_root_dir", str(tmp_path / "one"),
-          "--model.init_args.export_path", str(tmp_path / "one.safetensors")])
-    done = run(["fit", "--config", cfg, "--trainer.default_root_dir", str(tmp_path / "two"), *ddp("ddp"),
-                "--model.init_args.export_path", str(tmp_path / "two.safetensors")])
-    assert done.returncode == 0, done.stderr[-3000:]
-    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+          "--model.init_args.export_path", str(tmp_path / "one" / "w.safetensors"), "--model.init_args.sample_every_n_epochs", "0"])
+
+    def fit(root: Path, *extra: str) -> None:
+        done = run(["fit", "--config", cfg, "--trainer.default_root_dir", str(root), *ddp("ddp"),
+                    "--model.init_args.export_path", str(root / "w.safetensors"),
+                    "--model.init_args.sample_every_n_epochs", "0", *extra])
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    fit(tmp_path / "whole", "--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.save_top_k=-1")
+    killed = tmp_path / "killed" / "lightning_logs" / "version_0" / "checkpoints"
+    killed.mkdir(parents=True)
+    shutil.copy(tmp_path / "whole" / "lightning_logs" / "version_0" / "checkpoints" / "epoch=1-step=2.ckpt", killed)
+    one, two = (json.loads((tmp_path / n / "w.json").read_text()) for n in ("one", "whole"))
     # Same schedule and architecture; the weights differ because each process sees half the data.
     assert two["global_steps"] == one["global_steps"] == 4 and two["architecture"] == one["architecture"]
     assert two["final_val_loss_ema"] > 0 and "ScoreModule" in two["config_yaml"]
-    w1, w2 = (load_file(str(tmp_path / f"{n}.safetensors")) for n in ("one", "two"))
-    assert w1.keys() == w2.keys() and all(torch.isfinite(v).all() for v in w2.values())
+    fit(tmp_path / "killed", "--ckpt_path", "last")
+    whole, resumed = (load_file(str(tmp_path / n / "w.safetensors")) for n in ("whole", "killed"))
+    assert whole.keys() == resumed.keys() and all(torch.isfinite(v).all() for v in whole.values())
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
 def start(args: list[str]) -> subprocess.Popen:
