@@ -57,8 +57,9 @@ class RandomStateInCheckpoint(Callback):
 
     States are stored as tensors and tuples of ints, so the checkpoint still loads with
     ``torch.load(..., weights_only=True)``. Under DDP rank 0's states are saved; every rank starts
-    from the same seed and draws the same global random numbers (the data differ by sampler), so
-    rank 0's states are every rank's."""
+    from the same seed and makes the same global draws (what must differ per rank, such as score
+    training's noise, comes from ``rng.training_batch_generator``), so rank 0's states are every
+    rank's."""
 
     def __init__(self) -> None:
         self._restore: dict[str, Any] | None = None

@@ -35,6 +35,14 @@ def trajectory_generators(seed: int, start: int, n: int) -> list[torch.Generator
     return [torch.Generator().manual_seed(seed * 7919 + start + i) for i in range(n)]
 
 
+def training_batch_generator(seed: int, epoch: int, batch_idx: int, rank: int) -> torch.Generator:
+    """Timesteps, noise and augmentations of one training batch on one process: a function of the
+    batch's place in training alone (a resumed fit draws what the uninterrupted run drew) and
+    different on every process (DDP ranks do not repeat each other's noise, as they would from
+    one global seed)."""
+    return torch.Generator().manual_seed((((seed * 1_000_003 + epoch) * 1_000_003 + batch_idx) * 4096 + rank) % (2**63 - 1))
+
+
 def validation_batch_generator(seed: int, batch_idx: int) -> torch.Generator:
     """Fixed noise of one validation batch, so validation losses are comparable across epochs."""
     return torch.Generator().manual_seed(seed * 100003 + batch_idx)

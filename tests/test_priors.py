@@ -140,3 +140,21 @@ def test_a_running_fit_ships_its_ema_with_provenance(tmp_path):
     assert meta["architecture"]["block_out_channels"] == [8, 8] and prov["epochs"] == 2
     reloaded = DiffusersUNetPrior(weights=str(tmp_path / "prior.safetensors"), **arch)
     assert torch.equal(next(reloaded.net.parameters()), next(ema.net.parameters()))
+
+
+def test_training_noise_is_a_function_of_the_batch_and_differs_between_processes():
+    """Timesteps and noise of a training batch come from (seed, epoch, batch, rank): the same batch
+    redrawn (a resumed fit) gets the same noise, another DDP rank other noise."""
+    from equireg_lit.rng import training_batch_generator
+
+    torch.manual_seed(0)
+    module = ScoreModule(DiffusersUNetPrior(random_init=True, **TINY), augment_group="hflip", augment_prob=0.5)
+    x = torch.randn(8, 1, 8, 8).clamp(-1, 1)
+
+    def loss(epoch, batch_idx, rank):
+        g = training_batch_generator(0, epoch, batch_idx, rank)
+        torch.manual_seed(123)  # the global state must not matter
+        return module.diffusion_loss(module.prior, module.augment(x, g), generator=g).item()
+
+    assert loss(1, 2, 0) == loss(1, 2, 0)
+    assert len({loss(1, 2, 0), loss(1, 2, 1), loss(1, 3, 0), loss(2, 2, 0)}) == 4

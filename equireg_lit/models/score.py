@@ -17,7 +17,7 @@ from torch import Tensor
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.regularizer.groups import GROUP_NAMES, get_group
-from equireg_lit.rng import draw_generators, validation_batch_generator
+from equireg_lit.rng import draw_generators, training_batch_generator, validation_batch_generator
 from equireg_lit.solvers.dps import DPS
 from equireg_lit.utils.io import run_config_text
 from equireg_lit.weights import load_checked, load_state_dict_file, prior_provenance, save_weights
@@ -85,7 +85,8 @@ class ScoreModule(pl.LightningModule):
         ema_weights: Start the EMA from these weights (a file of the network's state dict, e.g.
             exported with a training snapshot) instead of from the prior's; for continuing a run
             from weights when its Lightning checkpoint is not at hand.
-        seed: Seed recorded in the provenance and used for the fixed validation noise.
+        seed: Seed of the training noise (per batch and process: ``rng.training_batch_generator``)
+            and of the fixed validation noise; recorded in the provenance.
     """
 
     latent = False  # trains on images (LatentScoreModule: on an autoencoder's latents)
@@ -133,14 +134,14 @@ class ScoreModule(pl.LightningModule):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
-    def augment(self, x: Tensor) -> Tensor:
+    def augment(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if self.group is None:
             return x
         self.group.check_acts_on(x.shape)
         out = x.clone()
         for i in range(x.shape[0]):
-            if torch.rand(()) < self.hparams.augment_prob:
-                out[i] = self.group.act(self.group.sample(), x[i])
+            if torch.rand((), generator=generator) < self.hparams.augment_prob:
+                out[i] = self.group.act(self.group.sample(generator), x[i])
         return out
 
     def diffusion_loss(self, net: DiffusionPrior, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -163,10 +164,11 @@ class ScoreModule(pl.LightningModule):
         return x
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        x0 = self.to_training_space(self.augment(batch["image"]))
+        g = training_batch_generator(self.hparams.seed, self.current_epoch, batch_idx, self.global_rank)
+        x0 = self.to_training_space(self.augment(batch["image"], g))
         if batch_idx == 0 and self.current_epoch == 0:
             self.prior.check_input(x0.shape, what="training batch")
-        loss = self.diffusion_loss(self.prior, x0)
+        loss = self.diffusion_loss(self.prior, x0, generator=g)
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
 
