@@ -108,6 +108,38 @@ def test_probe_sets_are_deterministic_and_rebuilt_when_provenance_changes(tmp_pa
     assert not torch.equal(c["off_train_dps_mid"], a["off_train_dps_mid"])
 
 
+def test_a_probe_set_build_killed_midway_resumes_from_its_finished_pieces(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    from equireg_lit.diffusion import DiffusersUNetPrior
+    from equireg_lit.probes import sets
+
+    torch.manual_seed(0)
+    net = DiffusersUNetPrior(random_init=True)
+    weights = tmp_path / "prior.safetensors"
+    save_file({k: v.contiguous() for k, v in net.net.state_dict().items()}, str(weights))
+    prov = probe_set_provenance(str(weights), steps=4, zeta=1.0, num_traj_train=2, num_traj_eval=2,
+                                num_on_train=8, num_prior_samples=2, seed=0)
+    whole = load_or_build_probe_sets(tmp_path / "whole", prov, progress=False)
+    real, calls = sets._trajectory_estimates, []
+
+    def killed_on_the_third(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # stands in for a kill: nothing after this piece is kept
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sets, "_trajectory_estimates", killed_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        load_or_build_probe_sets(tmp_path / "c", prov, progress=False)
+    assert len(list((tmp_path / "c" / "pieces").glob("*.safetensors"))) == 3  # prior samples + 2 trajectories
+    calls.clear()
+    resumed = load_or_build_probe_sets(tmp_path / "c", prov, progress=False)
+    assert len(calls) == 2  # the two pieces left, not all four
+    assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole)
+    assert not (tmp_path / "c" / "pieces").exists()  # pieces go once the sets are written
+
+
 def test_reconstruction_objective_is_zero_for_a_perfect_autoencoder_and_trains_one():
     from equireg_lit.probes import SmallAutoencoder
     from equireg_lit.probes.objectives import reconstruction_loss

@@ -13,6 +13,7 @@ Sets used to train probes ("train") and to select them ("eval") come from disjoi
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -105,8 +106,19 @@ def probe_set_provenance(prior_weights: str, steps: int, zeta: float, num_traj_t
     }
 
 
-def build_probe_sets(prov: dict, progress: bool = True) -> dict[str, Tensor]:
-    """Generate every set named in the module docstring (deterministic given ``prov``)."""
+def build_probe_sets(prov: dict, progress: bool = True, pieces_dir: str | Path | None = None) -> dict[str, Tensor]:
+    """Generate every set named in the module docstring (deterministic given ``prov``).
+
+    ``pieces_dir``: keep each expensive piece (the prior samples, each part's and task's DPS
+    trajectories) there as it finishes, keyed by ``prov``, so a build that is stopped or killed
+    resumes from its finished pieces (a PDE build is about an hour on a CPU). Every piece draws
+    from its own generators, so pieces give the same sets as one uninterrupted build."""
+
+    def piece(name: str, build) -> dict[str, Tensor]:
+        if pieces_dir is None:
+            return build()
+        return cached_tensors(pieces_dir, "probe_piece", prov | {"piece": name}, build)
+
     torch.manual_seed(prov["seed"])
     prior = DiffusersUNetPrior(weights=prov["prior_weights"]).eval().requires_grad_(False)
     dataset = prov.get("dataset", "mnist32")
@@ -118,7 +130,8 @@ def build_probe_sets(prov: dict, progress: bool = True) -> dict[str, Tensor]:
         "on_test": splits["test"][:500],
     }
     gens = draw_generators(prov["seed"], 0, prov["num_prior_samples"])
-    sets["on_prior"] = DPS(num_steps=prov["steps"], eta=0.0).sample(prior, (len(gens), *train.shape[1:]), gens).x
+    sets["on_prior"] = piece("on_prior", lambda: {"x": DPS(num_steps=prov["steps"], eta=0.0).sample(
+        prior, (len(gens), *train.shape[1:]), gens).x.contiguous()})["x"]
     if dataset == "mnist32":
         # Trajectory digits: train[0:a] for probe training, train[3000:3000+b] held out for selection,
         # whose on-manifold reference is the test digits (digits are alike; the report predates the rule below).
@@ -135,7 +148,8 @@ def build_probe_sets(prov: dict, progress: bool = True) -> dict[str, Tensor]:
         for task in prov["tasks"]:
             if progress:
                 print(f"probe sets: DPS trajectories, {task}, {part} ({x.shape[0]} samples)", flush=True)
-            est = _trajectory_estimates(prior, x, task, prov["steps"], prov["zeta"], prov["seed"])
+            est = piece(f"dps_{part}_{task}", lambda: {k: v.contiguous() for k, v in _trajectory_estimates(
+                prior, x, task, prov["steps"], prov["zeta"], prov["seed"]).items()})
             for k, v in est.items():
                 per_stage[k].append(v)
         for k, v in per_stage.items():
@@ -148,5 +162,14 @@ def build_probe_sets(prov: dict, progress: bool = True) -> dict[str, Tensor]:
 
 
 def load_or_build_probe_sets(cache_dir: str | Path, prov: dict, progress: bool = True) -> dict[str, Tensor]:
-    """Cached sets keyed by their provenance; rebuilt when the provenance changes."""
-    return cached_tensors(cache_dir, "probe_sets", prov, lambda: build_probe_sets(prov, progress))
+    """Cached sets keyed by their provenance; rebuilt when the provenance changes (resuming from the
+    pieces an interrupted build left in ``<cache_dir>/pieces``, which go once the sets are written)."""
+    pieces = Path(cache_dir) / "pieces"
+    sets = cached_tensors(cache_dir, "probe_sets", prov, lambda: build_probe_sets(prov, progress, pieces))
+    for meta in pieces.glob("probe_piece_*.json") if pieces.is_dir() else []:
+        if {k: v for k, v in json.loads(meta.read_text()).items() if k != "piece"} == json.loads(json.dumps(prov)):
+            meta.with_suffix(".safetensors").unlink(missing_ok=True)
+            meta.unlink(missing_ok=True)
+    if pieces.is_dir() and not any(pieces.iterdir()):
+        pieces.rmdir()
+    return sets
