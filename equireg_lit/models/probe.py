@@ -19,6 +19,7 @@ from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.regularizer.functions import ManifoldFunction, PriorDenoiser
 from equireg_lit.regularizer.groups import get_group
 from equireg_lit.models.score import check_trains_before_export
+from equireg_lit.rng import training_batch_generator
 from equireg_lit.utils.io import run_config_text
 from equireg_lit.weights import save_weights
 
@@ -90,6 +91,8 @@ class ProbeModule(_ErrorCollector):
         report_dir: Where ``test`` writes the selection report (default: the run folder).
         export_path: Write f's weights (``.safetensors``) and provenance at the end of fit.
         allow_untrained: Export even when fit runs no training step (off: never export an untrained f).
+        seed: Seed of the training draws (group elements, labels) per batch and process
+            (``rng.training_batch_generator``): a fit is reproducible and resumes with the same draws.
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class ProbeModule(_ErrorCollector):
         report_dir: str | None = None,
         export_path: str | None = None,
         allow_untrained: bool = False,
+        seed: int = 0,
     ):
         super().__init__()
         # report_dir is not a hyperparameter: a checkpoint's value must not override the command line.
@@ -126,20 +130,21 @@ class ProbeModule(_ErrorCollector):
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 
-    def objective_loss(self, batch: dict) -> Tensor:
-        x, obj = batch["image"], self.hparams.objective
+    def objective_loss(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+        x, obj, g = batch["image"], self.hparams.objective, generator
         if obj == "separation":
-            return separation_loss(self.reg, x, batch["off"], self.hparams.margin)
+            return separation_loss(self.reg, x, batch["off"], self.hparams.margin, generator=g)
         if obj == "equivariance":
-            return equivariance_loss(self.reg, x, self.hparams.collapse_weight)
+            return equivariance_loss(self.reg, x, self.hparams.collapse_weight, generator=g)
         if obj == "classification":
-            return classification_loss(self.f, self.head, self.reg.group, x)
+            return classification_loss(self.f, self.head, self.reg.group, x, generator=g)
         if obj == "reconstruction":
-            return reconstruction_loss(self.f, self.reg.group, x)
-        return contrastive_loss(self.f, self.proj, self.reg.group, x, self.hparams.temperature)
+            return reconstruction_loss(self.f, self.reg.group, x, generator=g)
+        return contrastive_loss(self.f, self.proj, self.reg.group, x, self.hparams.temperature, generator=g)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        loss = self.objective_loss(batch)
+        g = training_batch_generator(self.hparams.seed, self.current_epoch, batch_idx, self.global_rank)
+        loss = self.objective_loss(batch, g)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
 

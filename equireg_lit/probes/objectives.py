@@ -17,25 +17,28 @@ def collapse_penalty(features: Tensor) -> Tensor:
     return F.relu(1.0 - std).mean()
 
 
-def equivariance_loss(reg: EquiReg, x: Tensor, collapse_weight: float = 1.0) -> Tensor:
+def equivariance_loss(reg: EquiReg, x: Tensor, collapse_weight: float = 1.0,
+                      generator: torch.Generator | None = None) -> Tensor:
     """Mean equivariance error on data, plus the anti-collapse term on f's features."""
-    loss = reg.penalty(x).mean()
+    loss = reg.penalty(x, generator=generator).mean()
     if collapse_weight:
         loss = loss + collapse_weight * collapse_penalty(reg.f(x))
     return loss
 
 
-def classification_loss(f: nn.Module, head: nn.Module, group: Group, x: Tensor) -> Tensor:
+def classification_loss(f: nn.Module, head: nn.Module, group: Group, x: Tensor,
+                        generator: torch.Generator | None = None) -> Tensor:
     """Predict which group element (0 = identity) transformed each input, from pooled features."""
-    labels = torch.randint(len(group.elements) + 1, (x.shape[0],))
+    labels = torch.randint(len(group.elements) + 1, (x.shape[0],), generator=generator)
     gx = torch.stack([xi if k == 0 else group.act(group.elements[k - 1], xi) for xi, k in zip(x, labels.tolist(), strict=True)])
     logits = head(f(gx).flatten(2).mean(-1))
     return F.cross_entropy(logits, labels.to(x.device))
 
 
-def contrastive_loss(f: nn.Module, proj: nn.Module, group: Group, x: Tensor, temperature: float = 0.1) -> Tensor:
+def contrastive_loss(f: nn.Module, proj: nn.Module, group: Group, x: Tensor, temperature: float = 0.1,
+                     generator: torch.Generator | None = None) -> Tensor:
     """InfoNCE between pooled projections of ``x`` and a group-transformed view of it."""
-    g = group.sample()
+    g = group.sample(generator)
     z1 = F.normalize(proj(f(x).flatten(2).mean(-1)), dim=-1)
     z2 = F.normalize(proj(f(group.act(g, x)).flatten(2).mean(-1)), dim=-1)
     logits = z1 @ z2.T / temperature
@@ -43,17 +46,18 @@ def contrastive_loss(f: nn.Module, proj: nn.Module, group: Group, x: Tensor, tem
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-def reconstruction_loss(f: nn.Module, group: Group, x: Tensor) -> Tensor:
+def reconstruction_loss(f: nn.Module, group: Group, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """MSE of an autoencoder's reconstruction of group-augmented data (one element per batch):
     trained on the group's orbit of the data, it is equivariant there and nowhere it was not taught."""
-    gx = group.act(group.sample(), x)
+    gx = group.act(group.sample(generator), x)
     return F.mse_loss(f(gx), gx)
 
 
-def separation_loss(reg: EquiReg, on: Tensor, off: Tensor, margin: float = 1.0) -> Tensor:
+def separation_loss(reg: EquiReg, on: Tensor, off: Tensor, margin: float = 1.0,
+                    generator: torch.Generator | None = None) -> Tensor:
     """Low equivariance error on data, pushed above ``margin`` (hinge) on off-manifold samples."""
-    r_on = reg.penalty(on)
-    r_off = reg.penalty(off)
+    r_on = reg.penalty(on, generator=generator)
+    r_off = reg.penalty(off, generator=generator)
     return r_on.mean() + F.relu(margin - r_off).mean()
 
 
