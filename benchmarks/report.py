@@ -250,7 +250,7 @@ def section(study: Study) -> str:
         for name in study.results:
             path = RESULTS / name
             out += [path.read_text().strip() if path.is_file() else f"_{name}: not measured yet_", ""]
-        cmds = "; ".join(f"`{c}`" for c in study.commands)
+        cmds = "; ".join(f"`{c}`" + (f" unless `{made}` exists" if made else "") for c, made in study.script_steps())
         out += [f"Reproduce: `python -m benchmarks run {study.name}` (runs {cmds}).", ""]
         return "\n".join(out)
     table, devices = restoration_table(study)

@@ -280,7 +280,10 @@ def run_study(study: Study, quick: bool = False, only: list[str] | None = None, 
     """Tuning stages (full runs only: a quick run composes the committed tuned parts), then the test cells."""
     only = only or ["tune", "test"]
     if study.kind == "script":
-        for cmd in (study.quick_commands if quick and study.quick_commands else study.commands):
+        for cmd, creates in study.script_steps(quick):
+            if creates and (REPO / creates).exists():
+                print(f"[benchmarks] {study.name}: skipping `{cmd}`: {creates} exists (delete it to redo)", flush=True)
+                continue
             args = shlex.split(cmd)
             args = [sys.executable if a == "python" else a for a in args]
             print(f"[benchmarks] {study.name}: {cmd}", flush=True)

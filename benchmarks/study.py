@@ -202,12 +202,19 @@ class Study:
     methods: dict[str, dict] = field(default_factory=dict)
     tune: list[TuneStage] = field(default_factory=list)
     quick: dict = field(default_factory=dict)
-    commands: list[str] = field(default_factory=list)
-    quick_commands: list[str] = field(default_factory=list)
+    # a command line, or {run: LINE, creates: PATH}: skipped while PATH exists (a fit whose export
+    # a later command reads; delete PATH to redo it)
+    commands: list[str | dict] = field(default_factory=list)
+    quick_commands: list[str | dict] = field(default_factory=list)
     results: list[str] = field(default_factory=list)
     order: int = 100  # position in docs/results.md
     cost_table: bool = False  # also report each method's metric and time per sample at every step count
     secondary_metrics: list[str] = field(default_factory=list)  # also reported, mean ± s.e. per method
+
+    def script_steps(self, quick: bool = False) -> list[tuple[str, str | None]]:
+        """(command line, the path whose existence skips it or None), in order."""
+        cmds = self.quick_commands if quick and self.quick_commands else self.commands
+        return [(c, None) if isinstance(c, str) else (c["run"], c.get("creates")) for c in cmds]
 
     def metric_for(self, task: str) -> str:
         return self.metric[task] if isinstance(self.metric, dict) else self.metric
@@ -276,6 +283,9 @@ def load(name: str) -> Study:
         if set(spec) - METHOD_KEYS:
             raise StudyError(f"{path.relative_to(REPO)}: method '{m}': unknown keys {sorted(set(spec) - METHOD_KEYS)}; "
                              f"known: {sorted(METHOD_KEYS)}")
+    for c in study.commands + study.quick_commands:
+        if not isinstance(c, str) and (not isinstance(c, dict) or "run" not in c or set(c) - {"run", "creates"}):
+            raise StudyError(f"{path.relative_to(REPO)}: a command is a line or {{run: LINE, creates: PATH}}, got {c!r}")
     if study.baseline is not None and study.baseline not in study.methods:
         raise StudyError(f"{path.relative_to(REPO)}: baseline '{study.baseline}' is not one of the methods")
     return study

@@ -406,3 +406,22 @@ def test_status_counts_done_partial_and_waiting_cells_and_estimates_time_left(sa
     from benchmarks.progress import summary_line
 
     assert summary_line(s).split()[1:] == ["complete", "(2", "test", "cells)"]
+
+
+def test_a_script_command_whose_output_exists_is_skipped(sandbox):
+    """``{run, creates}``: a fit whose export a later command reads runs once; a rerun of the study
+    skips it while the export exists (the report says so) and always runs plain commands."""
+    s = write_study(sandbox, "script", """title: a script
+description: two commands
+kind: script
+commands: [{run: "python -c \\"open('made.txt', 'a').write('x')\\"", creates: made.txt},
+           "python -c \\"open('log.txt', 'a').write('y')\\""]
+""")
+    import benchmarks.runner as r
+
+    r.run_study(s)
+    r.run_study(s)
+    assert (sandbox / "made.txt").read_text() == "x" and (sandbox / "log.txt").read_text() == "yy"
+    assert "unless `made.txt` exists" in report.section(s)
+    with pytest.raises(StudyError, match="a command is a line or"):
+        write_study(sandbox, "bad", "title: t\ndescription: d\nkind: script\ncommands: [{creates: x}]\n")
