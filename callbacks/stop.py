@@ -28,8 +28,8 @@ def newest_checkpoint(root: str | Path) -> Path | None:
 
 class CheckpointOnStop(Callback):
     """When fit is stopped by a signal, write ``checkpoints/interrupted.ckpt`` in the run folder
-    (every process has stopped at the same batch; Lightning syncs that), so
-    ``equireg fit ... --ckpt_path <it>`` (or ``--ckpt_path last``) continues where the run stopped. The ``equireg`` CLI adds
+    (every process has stopped at the same batch; Lightning syncs that), so ``equireg fit ...
+    --ckpt_path last`` (or that file) continues where the run stopped. The ``equireg`` CLI adds
     this callback to every fit.
     """
 
@@ -45,15 +45,14 @@ class CheckpointOnStop(Callback):
 class RandomStateInCheckpoint(Callback):
     """Keeps the global random states (Python, NumPy, torch CPU and CUDA) in every checkpoint and
     puts them back when the resumed fit starts its next epoch, so a fit resumed from an epoch-end
-    checkpoint draws the same shuffles, timesteps, noise and augmentations as the run that was not
-    stopped (Lightning saves model, optimizer and loop state but not these).
+    checkpoint draws the same shuffles (and any other global draw) as the run that was not stopped
+    (Lightning saves model, optimizer and loop state but not these).
 
     Why at the epoch start and not at load: resuming from an epoch-end checkpoint, Lightning (2.6)
     first replays the end of the saved epoch, which creates a train iterator (one draw of the
-    sampler's seed) that the uninterrupted run never made, and then sets distributed samplers to
-    the epoch after the one it runs (every epoch after the resume); so the samplers are set to the
-    epoch being run. The
-    ``equireg`` CLI adds this callback to every fit.
+    sampler's seed) that the uninterrupted run never made, and from then on sets distributed
+    samplers one epoch ahead; so this callback also sets them to the epoch being run. The
+    ``equireg`` CLI adds it to every fit.
 
     States are stored as tensors and tuples of ints, so the checkpoint still loads with
     ``torch.load(..., weights_only=True)``. Under DDP rank 0's states are saved; every rank starts
