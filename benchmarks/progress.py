@@ -54,6 +54,8 @@ def _tuning_groups(study: Study, cell_filter: str | None):
     every cell of its first grid holds its samples (extensions past an edge are not known ahead)."""
     for stage in study.tune:
         for task in study.tasks:
+            if any(task not in study.method_tasks(m) for m in stage.methods):
+                continue
             for steps in stage.steps or study.steps:
                 if cell_filter and not fnmatch.fnmatch(f"{task}_s{steps}", cell_filter):
                     continue

@@ -97,7 +97,7 @@ def restoration_table(study: Study) -> tuple[str, set[str]]:
         base, metric = rows[study.baseline], study.metric_for(task)
         t_base = mean_se([r["seconds"] for r in base.values()])[0]
         better = (lambda d: -d) if study.lower_is_better else (lambda d: d)
-        for m in [study.baseline, *others]:
+        for m in [study.baseline, *(o for o in others if o in rows)]:  # a method may skip a task
             r = rows[m]
             mean, se = mean_se([x[metric] for x in r.values()])
             cols = [task, str(steps), m, str(len(r)), _tuned_text(cells[m]), f"{metric} {_num(mean, metric)} ± {_num(se, metric)}"]

@@ -216,6 +216,8 @@ def select(means: dict[float, float], lower_is_better: bool) -> float:
 def tune_stage(study: Study, stage: TuneStage, tasks: list[str], cell_filter: str | None,
                batch_size: int | None) -> None:
     for task in tasks:
+        if any(task not in study.method_tasks(m) for m in stage.methods):
+            continue
         for steps in stage.steps or study.steps:
             writes = stage.writes.format(task=task, steps=steps)
             if cell_filter and not fnmatch.fnmatch(f"{task}_s{steps}", cell_filter):

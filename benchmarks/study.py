@@ -231,11 +231,17 @@ class Study:
                     tuple(t.format(**fmt) for t in spec.get("tuned", [])), tuple(spec.get("extra", [])),
                     tuple(sorted(merged.items())), point, spec.get("steps_key", "solver.num_steps"), factor)
 
+    def method_tasks(self, method: str) -> list[str]:
+        """The tasks a method runs on: the study's, or the method's own ``tasks`` (e.g. PSLD, which
+        needs a linear operator, on the linear tasks only)."""
+        return self.methods[method].get("tasks", self.tasks)
+
     def test_cells(self, quick: bool = False) -> list[Cell]:
         q = self.quick if quick else {}
         tasks, steps, n = q.get("tasks", self.tasks), q.get("steps", self.steps), q.get("n", self.n)
         # cheapest step counts first: a stopped run still fills whole rows of the table
-        cells = [self.method_cell(m, t, s, self.split, n) for s in sorted(steps) for t in tasks for m in self.methods]
+        cells = [self.method_cell(m, t, s, self.split, n) for s in sorted(steps) for t in tasks for m in self.methods
+                 if t in self.method_tasks(m)]
         if quick:  # a smoke run: tuned parts not written yet leave the solver's defaults
             from dataclasses import replace
 
@@ -256,7 +262,7 @@ def task_operator(task: str, dataset: str = "mnist32"):
     return instantiate_class((), operator)
 
 
-METHOD_KEYS = {"method", "tuned", "extra", "set", "steps_key", "steps_factor"}
+METHOD_KEYS = {"method", "tuned", "extra", "set", "steps_key", "steps_factor", "tasks"}
 
 
 def load(name: str) -> Study:
@@ -280,6 +286,9 @@ def load(name: str) -> Study:
     for m, spec in study.methods.items():
         if "method" not in spec:
             raise StudyError(f"{path.relative_to(REPO)}: method '{m}' needs 'method' (a file under configs/method)")
+        if set(spec.get("tasks", study.tasks)) - set(study.tasks):
+            raise StudyError(f"{path.relative_to(REPO)}: method '{m}': tasks {sorted(set(spec['tasks']) - set(study.tasks))} "
+                             "are not among the study's tasks")
         if set(spec) - METHOD_KEYS:
             raise StudyError(f"{path.relative_to(REPO)}: method '{m}': unknown keys {sorted(set(spec) - METHOD_KEYS)}; "
                              f"known: {sorted(METHOD_KEYS)}")

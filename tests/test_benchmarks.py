@@ -59,6 +59,8 @@ def test_every_tuned_part_has_one_study_that_writes_it():
     for s in all_studies():
         for st in s.tune if s.kind == "restoration" else []:
             for t in s.tasks:
+                if any(t not in s.method_tasks(m) for m in st.methods):
+                    continue
                 for n in st.steps or s.steps:
                     writers[(s.dataset, st.writes.format(task=t, steps=n))].add(s.name)
     shared = {part: names for part, names in writers.items() if len(names) > 1}
@@ -425,3 +427,22 @@ commands: [{run: "python -c \\"open('made.txt', 'a').write('x')\\"", creates: ma
     assert "unless `made.txt` exists" in report.section(s)
     with pytest.raises(StudyError, match="a command is a line or"):
         write_study(sandbox, "bad", "title: t\ndescription: d\nkind: script\ncommands: [{creates: x}]\n")
+
+
+def test_a_method_restricted_to_some_tasks_runs_and_is_reported_only_there(sandbox):
+    """PSLD needs a linear operator: ``tasks:`` on a method keeps it (and its tuning) off the others."""
+    spec = (SPEC.replace("tasks: [gaussian_blur]", "tasks: [gaussian_blur, sr4]")
+            .replace('equireg: {method: dps_equireg, tuned', 'equireg: {method: dps_equireg, tasks: [sr4], tuned'))
+    s = write_study(sandbox, "tiny", spec)
+    for task in ("gaussian_blur", "sr4"):
+        (sandbox / "configs" / "tuned" / "mnist32" / f"{task}_s2.yaml").write_text(
+            "model: {init_args: {solver: {init_args: {zeta: 3.0}}}}\n")
+    cells = s.test_cells()
+    assert [(c.task, c.method) for c in cells] == [("gaussian_blur", "dps"), ("sr4", "dps"), ("sr4", "equireg")]
+    for c in cells:
+        runner.write_rows(runner.cell_file(c), fake_rows(c, lambda z: 0))
+    table = report.restoration_table(s)[0]
+    assert "| sr4 | 2 | equireg |" in table and "| gaussian_blur | 2 | equireg |" not in table
+    assert "| gaussian_blur | 2 | dps |" in table and "not run yet" not in table
+    with pytest.raises(StudyError, match="tasks \\['hdr'\\] are not among the study's tasks"):
+        write_study(sandbox, "bad", spec.replace("tasks: [sr4]", "tasks: [hdr]"))
