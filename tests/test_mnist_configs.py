@@ -66,6 +66,7 @@ OTHER_SAMPLERS = {  # config -> the overrides that make it a 2-step run
     "mnist32_box_inpainting_psld_equicon.yaml": [SOLVER + "num_steps", "2"],
     "mnist32_random_inpainting_resample_equireg.yaml": [SOLVER + "num_steps", "4"],
     "mnist32_gaussian_blur_latent_dps.yaml": [SOLVER + "num_steps", "2"],
+    "mnist32_phase_retrieval_resample_equireg.yaml": [SOLVER + "num_steps", "4"],  # a nonlinear operator
 }
 
 
