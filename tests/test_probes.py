@@ -82,7 +82,9 @@ def test_selection_ranks_a_good_candidate_above_a_bad_one(tmp_path):
     assert json.loads((tmp_path / "selection.json").read_text())[0]["candidate"] == "good"
 
 
-def test_probe_sets_are_deterministic_and_rebuilt_when_provenance_changes(tmp_path):
+def tiny_set_provenance(tmp_path) -> dict:
+    """Provenance of small probe sets (2 trajectories per part, 4 steps) from a random prior saved
+    under tmp_path."""
     from safetensors.torch import save_file
 
     from equireg_lit.diffusion import DiffusersUNetPrior
@@ -91,8 +93,12 @@ def test_probe_sets_are_deterministic_and_rebuilt_when_provenance_changes(tmp_pa
     net = DiffusersUNetPrior(random_init=True)
     weights = tmp_path / "prior.safetensors"
     save_file({k: v.contiguous() for k, v in net.net.state_dict().items()}, str(weights))
-    prov = probe_set_provenance(str(weights), steps=4, zeta=1.0, num_traj_train=2, num_traj_eval=2,
+    return probe_set_provenance(str(weights), steps=4, zeta=1.0, num_traj_train=2, num_traj_eval=2,
                                 num_on_train=8, num_prior_samples=2, seed=0)
+
+
+def test_probe_sets_are_deterministic_and_rebuilt_when_provenance_changes(tmp_path):
+    prov = tiny_set_provenance(tmp_path)
     a = load_or_build_probe_sets(tmp_path / "c1", prov, progress=False)
     b = load_or_build_probe_sets(tmp_path / "c2", prov, progress=False)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -109,17 +115,9 @@ def test_probe_sets_are_deterministic_and_rebuilt_when_provenance_changes(tmp_pa
 
 
 def test_a_probe_set_build_killed_midway_resumes_from_its_finished_pieces(tmp_path, monkeypatch):
-    from safetensors.torch import save_file
-
-    from equireg_lit.diffusion import DiffusersUNetPrior
     from equireg_lit.probes import sets
 
-    torch.manual_seed(0)
-    net = DiffusersUNetPrior(random_init=True)
-    weights = tmp_path / "prior.safetensors"
-    save_file({k: v.contiguous() for k, v in net.net.state_dict().items()}, str(weights))
-    prov = probe_set_provenance(str(weights), steps=4, zeta=1.0, num_traj_train=2, num_traj_eval=2,
-                                num_on_train=8, num_prior_samples=2, seed=0)
+    prov = tiny_set_provenance(tmp_path)
     whole = load_or_build_probe_sets(tmp_path / "whole", prov, progress=False)
     real, calls = sets._trajectory_estimates, []
 
