@@ -117,7 +117,8 @@ _RESUME_MAY_CHANGE = {"sample_every_n_epochs", "num_sample_images", "sample_step
 
 def _check_same_training(ckpt, hparams: dict) -> None:
     """``--ckpt_path last`` continues a run only with the training settings it was written with."""
-    saved = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    # mmap: only the settings are read here; Lightning loads the tensors when it restores
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters", {})
     changed = [f"{k}: {saved[k]!r} -> {hparams[k]!r}" for k in sorted(set(saved) & set(hparams) - _RESUME_MAY_CHANGE)
                if not k.startswith("_") and saved[k] != hparams[k]]
     if changed:
