@@ -53,9 +53,7 @@ def _tuning_groups(study: Study, cell_filter: str | None):
     """(steps, done, samples left) per tuning group: a group is done when its part is written and
     every cell of its first grid holds its samples (extensions past an edge are not known ahead)."""
     for stage in study.tune:
-        for task in study.tasks:
-            if any(task not in study.method_tasks(m) for m in stage.methods):
-                continue
+        for task in study.stage_tasks(stage):
             for steps in stage.steps or study.steps:
                 if cell_filter and not fnmatch.fnmatch(f"{task}_s{steps}", cell_filter):
                     continue
@@ -67,8 +65,7 @@ def _tuning_groups(study: Study, cell_filter: str | None):
                 left = 0
                 for v in values:
                     for m in stage.methods:
-                        cell = runner._without_part(
-                            study.method_cell(m, task, steps, "val", stage.n, {stage.parameter: v}), writes)
+                        cell = study.tuning_cell(stage, m, task, steps, v)
                         have = rows_available(cell)
                         left += cell.n - (have or 0)
                 if not values:

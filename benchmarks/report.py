@@ -216,13 +216,10 @@ def tuning_table(study: Study) -> str:
 def _is_current_tuning_cell(study: Study, row: dict, key: str, value, path: Path) -> bool:
     """Whether a validation table is a tuning stage's cell for ``key = value`` as the study's
     parts and weights stand now (its file name ends in the hash that cell has today)."""
-    from benchmarks.runner import _without_part
-
     for stage in study.tune:
         if stage.parameter != key or row["method"] not in stage.methods or row["steps"] not in (stage.steps or study.steps):
             continue
-        cell = study.method_cell(row["method"], row["task"], row["steps"], "val", stage.n, {key: value})
-        cell = _without_part(cell, stage.writes.format(task=row["task"], steps=row["steps"]))
+        cell = study.tuning_cell(stage, row["method"], row["task"], row["steps"], value)
         try:
             return path.stem.endswith("-" + cell.config_hash())
         except StudyError:

@@ -215,9 +215,7 @@ def select(means: dict[float, float], lower_is_better: bool) -> float:
 
 def tune_stage(study: Study, stage: TuneStage, tasks: list[str], cell_filter: str | None,
                batch_size: int | None) -> None:
-    for task in tasks:
-        if any(task not in study.method_tasks(m) for m in stage.methods):
-            continue
+    for task in (t for t in tasks if t in study.stage_tasks(stage)):
         for steps in stage.steps or study.steps:
             writes = stage.writes.format(task=task, steps=steps)
             if cell_filter and not fnmatch.fnmatch(f"{task}_s{steps}", cell_filter):
@@ -230,8 +228,7 @@ def tune_stage(study: Study, stage: TuneStage, tasks: list[str], cell_filter: st
                         continue
                     per_method = []
                     for m in stage.methods:
-                        cell = study.method_cell(m, task, steps, "val", stage.n, {stage.parameter: v})
-                        cell = _without_part(cell, writes)
+                        cell = study.tuning_cell(stage, m, task, steps, v)
                         per_method += run_cell(cell, batch_size=batch_size, allow_diverged=True)
                     means[v] = value_mean(per_method, study.metric_for(task), study.lower_is_better)
                 best = select({v: m for v, (m, _) in means.items()}, study.lower_is_better)
@@ -242,13 +239,6 @@ def tune_stage(study: Study, stage: TuneStage, tasks: list[str], cell_filter: st
                 values = [float(f"{beyond:.2g}")]
             write_tuned(study, stage, task, steps, writes, means, best)
         rebuild_table(study.name)
-
-
-def _without_part(cell: Cell, part: str) -> Cell:
-    """A tuning cell composes the earlier stages' parts but not the one it is writing."""
-    from dataclasses import replace
-
-    return replace(cell, tuned=tuple(t for t in cell.tuned if t != part))
 
 
 def format_mean(m: float) -> str:

@@ -236,6 +236,19 @@ class Study:
         needs a linear operator, on the linear tasks only)."""
         return self.methods[method].get("tasks", self.tasks)
 
+    def stage_tasks(self, stage: TuneStage) -> list[str]:
+        """The tasks a tuning stage tunes: those every one of its methods runs on."""
+        return [t for t in self.tasks if all(t in self.method_tasks(m) for m in stage.methods)]
+
+    def tuning_cell(self, stage: TuneStage, method: str, task: str, steps: int, value) -> Cell:
+        """A stage's validation cell for one grid value: it composes the earlier stages' tuned
+        parts but not the one the stage is writing."""
+        from dataclasses import replace
+
+        cell = self.method_cell(method, task, steps, "val", stage.n, {stage.parameter: value})
+        writes = stage.writes.format(task=task, steps=steps)
+        return replace(cell, tuned=tuple(t for t in cell.tuned if t != writes))
+
     def test_cells(self, quick: bool = False) -> list[Cell]:
         q = self.quick if quick else {}
         tasks, steps, n = q.get("tasks", self.tasks), q.get("steps", self.steps), q.get("n", self.n)

@@ -58,9 +58,7 @@ def test_every_tuned_part_has_one_study_that_writes_it():
     writers = defaultdict(set)
     for s in all_studies():
         for st in s.tune if s.kind == "restoration" else []:
-            for t in s.tasks:
-                if any(t not in s.method_tasks(m) for m in st.methods):
-                    continue
+            for t in s.stage_tasks(st):
                 for n in st.steps or s.steps:
                     writers[(s.dataset, st.writes.format(task=t, steps=n))].add(s.name)
     shared = {part: names for part, names in writers.items() if len(names) > 1}
@@ -362,8 +360,7 @@ def test_tuning_table_ignores_validation_cells_of_an_earlier_tuning(sandbox):
     """A validation table whose hash is not the cell's hash today (an earlier part or prior) is
     history: the tuning table shows only the current cells' means."""
     s = write_study(sandbox, "tiny", SPEC)
-    cell = runner._without_part(s.method_cell("dps", "gaussian_blur", 2, "val", 2, {"solver.zeta": 3.0}),
-                                "gaussian_blur_s2")
+    cell = s.tuning_cell(s.tune[0], "dps", "gaussian_blur", 2, 3.0)
     current = runner.cell_file(cell)
     runner.write_rows(current, fake_rows(cell, lambda z: 25.0))
     runner.write_rows(current.with_name(f"{cell.name}-0123456789.csv"), fake_rows(cell, lambda z: 11.0))
@@ -389,8 +386,7 @@ def test_status_counts_done_partial_and_waiting_cells_and_estimates_time_left(sa
     assert (p.tune_done, p.tune_all, p.test_done, p.test_all, p.samples_left) == (0, 1, 0, 2, 8)
     assert p.waiting == ["gaussian_blur_dps_s2", "gaussian_blur_equireg_s2"] and p.seconds_left is None
     for zeta in (1.0, 3.0):
-        cell = runner._without_part(s.method_cell("dps", "gaussian_blur", 2, "val", 2, {"solver.zeta": zeta}),
-                                    "gaussian_blur_s2")
+        cell = s.tuning_cell(s.tune[0], "dps", "gaussian_blur", 2, zeta)
         runner.write_rows(runner.cell_file(cell), fake_rows(cell, lambda z: z))
     (sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml").write_text(
         "model: {init_args: {solver: {init_args: {zeta: 3.0}}}}\n")
