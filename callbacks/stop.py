@@ -14,6 +14,9 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from equireg_lit.datamodules.resumable import ResumableLoader
+from equireg_lit.utils import signals
+
 
 def newest_checkpoint(root: str | Path) -> Path | None:
     """The most recently written ``*.ckpt`` under a run folder, across every ``version_N`` (None if
@@ -27,11 +30,31 @@ def newest_checkpoint(root: str | Path) -> Path | None:
 
 
 class CheckpointOnStop(Callback):
-    """When fit is stopped by a signal, write ``checkpoints/interrupted.ckpt`` in the run folder
-    (every process has stopped at the same batch; Lightning syncs that), so ``equireg fit ...
-    --ckpt_path last`` (or that file) continues where the run stopped. The ``equireg`` CLI adds
-    this callback to every fit.
+    """When fit is asked to stop by SIGTERM or SIGINT, stop every process before the same next
+    training batch and write ``checkpoints/interrupted.ckpt`` in the run folder, so
+    ``equireg fit ... --ckpt_path last`` (or that file) continues where the run stopped. The
+    ``equireg`` CLI adds this callback to every fit.
+
+    Why not Lightning's own stop: one process it stops only at the epoch's end, which can be
+    minutes past a scheduler's grace period; under DDP its signal handler runs a collective from
+    inside the handler, which crashes when the processes get the signal a different number of
+    times (see ``signals.take_over``). Here the handler only records the request and the
+    processes agree on it at each batch's start (one small all-reduce, as Lightning's own check).
     """
+
+    # Lightning registers its handlers after the setup and fit-start hooks; these two come next.
+    def on_sanity_check_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        signals.take_over()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        signals.take_over()
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        stop = signals.requested() is not None
+        if trainer.world_size > 1:
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)  # any process asked
+        if stop:
+            raise SIGTERMException
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException):
@@ -44,15 +67,18 @@ class CheckpointOnStop(Callback):
 
 class RandomStateInCheckpoint(Callback):
     """Keeps the global random states (Python, NumPy, torch CPU and CUDA) in every checkpoint and
-    puts them back when the resumed fit starts its next epoch, so a fit resumed from an epoch-end
-    checkpoint draws the same shuffles (and any other global draw) as the run that was not stopped
-    (Lightning saves model, optimizer and loop state but not these).
+    puts them back when the resumed fit starts its next epoch or batch, so a resumed fit draws the
+    same shuffles (and any other global draw) as the run that was not stopped (Lightning saves
+    model, optimizer and loop state but not these). After every batch it also records the
+    position in the epoch that a mid-epoch checkpoint resumes from (``ResumableLoader``).
 
-    Why at the epoch start and not at load: resuming from an epoch-end checkpoint, Lightning (2.6)
-    first replays the end of the saved epoch, which creates a train iterator (one draw of the
-    sampler's seed) that the uninterrupted run never made, and from then on sets distributed
-    samplers one epoch ahead; so this callback also sets them to the epoch being run. The
-    ``equireg`` CLI adds it to every fit.
+    Why at the epoch or batch start and not at load: resuming from an epoch-end checkpoint,
+    Lightning (2.6) first replays the end of the saved epoch, which creates a train iterator (one
+    draw of the sampler's seed) that the uninterrupted run never made, and from then on sets
+    distributed samplers one epoch ahead; so this callback also sets them to the epoch being run.
+    Resuming mid-epoch, Lightning calls no epoch-start hook; the first batch's start comes after
+    the loader has recreated its order. The ``equireg`` CLI puts it first among the callbacks of
+    every fit.
 
     States are stored as tensors and tuples of ints, so the checkpoint still loads with
     ``torch.load(..., weights_only=True)``. Under DDP rank 0's states are saved; every rank starts
@@ -73,12 +99,26 @@ class RandomStateInCheckpoint(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restore = state_dict
 
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        # The position a mid-epoch checkpoint resumes from (see ResumableLoader).
+        for loader in _loaders(trainer.train_dataloader):
+            if isinstance(loader, ResumableLoader):
+                loader.batches_trained = batch_idx + 1
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Every epoch (a no-op in a run never stopped, where Lightning's count is the same).
         for loader in _loaders(trainer.train_dataloader):
             for sampler in (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
                 if hasattr(sampler, "set_epoch"):
                     sampler.set_epoch(trainer.current_epoch)
+        self._put_back()
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        # Resumed mid-epoch, Lightning skips the epoch-start hooks: the states go back here.
+        self._put_back()
+
+    def _put_back(self) -> None:
         if self._restore is None:
             return
         state, self._restore = self._restore, None

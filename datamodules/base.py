@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from equireg_lit.data import PredictionFolder, PredictionSet, Split
 from equireg_lit.data.prediction import dataset_indices
+from equireg_lit.datamodules.resumable import ResumableLoader
 from equireg_lit.errors import ConfigError
 from equireg_lit.physics import TaskOperator
 
@@ -164,12 +165,13 @@ class SplitDataModule(PredictDataModule):
         if not self.splits:
             self.splits = self.load_splits()
 
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(self.splits[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, drop_last=False)
+    def _loader(self, split: str) -> DataLoader:
+        return DataLoader(self.splits[split], batch_size=self.batch_size, num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        # Shuffled, and resumable mid-epoch (see ResumableLoader).
+        return ResumableLoader(self.splits["train"], batch_size=self.batch_size, shuffle=True,
+                               num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from equireg_lit.data import read_measurement
 from equireg_lit.data.prediction import IMAGE_SUFFIXES
 from equireg_lit.datamodules.base import PredictDataModule
+from equireg_lit.datamodules.resumable import ResumableLoader
 from equireg_lit.errors import ConfigError, DataError
 
 
@@ -87,11 +88,12 @@ class ImageFolderDataModule(PredictDataModule):
         n_val = max(1, int(round(self.val_fraction * n))) if n > 1 else 0
         self.val_idx, self.train_idx = perm[:n_val], perm[n_val:]
 
-    def _loader(self, ds: Dataset, shuffle: bool = False) -> DataLoader:
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
+    def _loader(self, ds: Dataset) -> DataLoader:
+        return DataLoader(ds, batch_size=self.batch_size, num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(Subset(self.dataset, self.train_idx), shuffle=True)
+        return ResumableLoader(Subset(self.dataset, self.train_idx), batch_size=self.batch_size, shuffle=True,
+                               num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(Subset(self.dataset, self.val_idx))

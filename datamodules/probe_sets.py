@@ -6,6 +6,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from equireg_lit.datamodules.resumable import ResumableLoader
 from equireg_lit.probes.sets import load_or_build_probe_sets, probe_set_provenance
 
 
@@ -70,7 +71,8 @@ class ProbeSetsDataModule(pl.LightningDataModule):
         self.test_sources = torch.cat([torch.full((self.sets[n].shape[0],), i) for i, n in enumerate(names)])
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(_ZipDataset(image=self.sets["on_train"], off=self.off_fit), batch_size=self.batch_size, shuffle=True)
+        return ResumableLoader(_ZipDataset(image=self.sets["on_train"], off=self.off_fit), batch_size=self.batch_size,
+                               shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(_ZipDataset(image=self.sets["on_val"], off=self.off_val), batch_size=self.batch_size)

@@ -6,13 +6,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from equireg_lit.datamodules.base import PredictDataModule
+from equireg_lit.datamodules.resumable import ResumableLoader
 from equireg_lit.data import TensorImageDataset
 from equireg_lit.errors import ConfigError, check_range
 
 
 class GaussianDataModule(PredictDataModule):
     """Images drawn i.i.d. from ``N(mean, std^2 I)``, matching ``GaussianPrior``; every stage
-    (fit, validate, test, predict) uses the same seeded draws.
+    (fit, validate, test, predict) uses the same seeded draws (shuffled for training).
 
     Args:
         mean: Pixel mean.
@@ -42,7 +43,10 @@ class GaussianDataModule(PredictDataModule):
     def _loader(self) -> DataLoader:
         return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False)
 
-    train_dataloader = val_dataloader = test_dataloader = _loader
+    def train_dataloader(self) -> DataLoader:
+        return ResumableLoader(self.dataset, batch_size=self.batch_size, shuffle=True)
+
+    val_dataloader = test_dataloader = _loader
 
     def predict_source(self) -> TensorImageDataset:
         return self.dataset

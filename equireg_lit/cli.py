@@ -165,9 +165,11 @@ class EquiRegCLI(LightningCLI):
     def before_fit(self) -> None:
         from equireg_lit.callbacks import CheckpointOnStop, RandomStateInCheckpoint, newest_checkpoint
 
-        for kind in (CheckpointOnStop, RandomStateInCheckpoint):
+        # First in line: the stop is taken and the random states put back before any other
+        # callback's batch hook runs (Lightning keeps this order; it moves only checkpointing last).
+        for kind in (RandomStateInCheckpoint, CheckpointOnStop):
             if not any(isinstance(cb, kind) for cb in self.trainer.callbacks):
-                self.trainer.callbacks.append(kind())
+                self.trainer.callbacks.insert(0, kind())
         fit = self.config_init["fit"]
         ckpt, root = fit.get("ckpt_path"), self.trainer.default_root_dir
         if ckpt == "last":  # resume a killed or stopped run, whichever version wrote it

@@ -122,6 +122,58 @@ def test_fit_resumed_with_ckpt_path_last_from_an_epoch_checkpoint_is_bit_identic
     assert err.value.code == 2 and "nowhere.ckpt: no such file (--ckpt_path last resumes" in capsys.readouterr().err
 
 
+class SigtermAtStep(__import__("lightning").pytorch.callbacks.Callback):
+    """Sends this process a real SIGTERM after training step ``step`` (a scheduler's TERM, on cue)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_fit_stopped_mid_epoch_resumes_bit_identically(tmp_path, repo_root, capsys):
+    """A one-process fit stops before the next batch on SIGTERM (not at the epoch's end) and,
+    rerun with ``--ckpt_path last``, trains the rest of that epoch on the batches of the run never
+    stopped (same shuffle, same position): the exported weights are equal bit for bit. The same
+    from a step checkpoint in the middle of the first epoch."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    def fit(root, *extra):
+        main(["fit", "--config", f"{repo_root}/tests/configs/fit_tiny.yaml", "--trainer.default_root_dir", str(root),
+              "--model.init_args.export_path", str(root / "w.safetensors"), "--trainer.max_steps", "10",
+              "--data.init_args.batch_size", "4", "--model.init_args.sample_every_n_epochs", "0", *extra])
+
+    def weights(root):
+        return load_file(str(root / "w.safetensors"))
+
+    fit(tmp_path / "whole", "--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.every_n_train_steps=1",
+        "--trainer.callbacks.save_top_k=-1")
+    whole = weights(tmp_path / "whole")
+    with pytest.raises(SystemExit) as err:  # 4 batches per epoch: step 6 is inside the second epoch
+        fit(tmp_path / "stopped", "--trainer.callbacks+=tests.test_cli.SigtermAtStep", "--trainer.callbacks.step=6")
+    assert err.value.code == 143
+    ckpt = tmp_path / "stopped" / "lightning_logs" / "version_0" / "checkpoints" / "interrupted.ckpt"
+    state = torch.load(ckpt, weights_only=True)
+    assert state["global_step"] == 6 and state["epoch"] == 1  # stopped before step 7, not at the epoch's end
+    capsys.readouterr()
+    fit(tmp_path / "stopped", "--ckpt_path", "last")
+    assert "resuming from" in capsys.readouterr().err
+    resumed = weights(tmp_path / "stopped")
+    assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
+    killed = tmp_path / "killed" / "lightning_logs" / "version_0" / "checkpoints"
+    killed.mkdir(parents=True)
+    shutil.copy(tmp_path / "whole" / "lightning_logs" / "version_0" / "checkpoints" / "epoch=0-step=2.ckpt", killed)
+    fit(tmp_path / "killed", "--ckpt_path", "last")
+    resumed = weights(tmp_path / "killed")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
 def test_fit_tiny_writes_checkpoint_and_tensorboard(tmp_path, repo_root):
     main(["fit", "--config", f"{repo_root}/tests/configs/fit_tiny.yaml", "--trainer.default_root_dir", str(tmp_path),
           "--model.init_args.export_path", str(tmp_path / "tiny.safetensors")])

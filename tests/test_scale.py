@@ -31,8 +31,8 @@ QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summa
 ENV = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "PYTHONWARNINGS": "ignore"}
 
 
-def run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([EQUIREG, *args], capture_output=True, text=True, timeout=timeout, env=ENV, cwd=REPO)
+def run(args: list[str], timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([EQUIREG, *args], capture_output=True, text=True, timeout=timeout, env=env or ENV, cwd=REPO)
 
 
 def tensors(root: Path) -> dict[int, torch.Tensor]:
@@ -109,6 +109,31 @@ def test_two_process_fit_exports_once_and_resumes_bit_identically(tmp_path):
     whole, resumed = (load_file(str(tmp_path / n / "w.safetensors")) for n in ("whole", "killed"))
     assert whole.keys() == resumed.keys() and all(torch.isfinite(v).all() for v in whole.values())
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_two_process_fit_stopped_mid_epoch_resumes_bit_identically(tmp_path):
+    """DDP (2 gloo processes): both processes get a real SIGTERM after step 3, in the middle of the
+    second epoch (2 batches per process and epoch); Lightning stops both before the same batch and
+    the rerun with --ckpt_path last continues the epoch on each process's own shuffled batches:
+    the exported weights equal those of the run never stopped, bit for bit."""
+    cfg = f"{REPO}/tests/configs/fit_tiny.yaml"
+
+    def fit(root: Path, *extra: str) -> subprocess.CompletedProcess:
+        return run(["fit", "--config", cfg, "--trainer.default_root_dir", str(root), *ddp("ddp"),
+                    "--trainer.max_steps", "6", "--data.init_args.batch_size", "4",
+                    "--model.init_args.export_path", str(root / "w.safetensors"),
+                    "--model.init_args.sample_every_n_epochs", "0", *extra],
+                   env={**ENV, "PYTHONPATH": REPO})  # the test's callback: tests.test_cli
+
+    assert (done := fit(tmp_path / "whole")).returncode == 0, done.stderr[-3000:]
+    stopped = fit(tmp_path / "stopped", "--trainer.callbacks+=tests.test_cli.SigtermAtStep", "--trainer.callbacks.step=3")
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    ckpt = tmp_path / "stopped" / "lightning_logs" / "version_0" / "checkpoints" / "interrupted.ckpt"
+    state = torch.load(ckpt, weights_only=True)
+    assert (state["global_step"], state["epoch"]) == (3, 1)
+    assert (done := fit(tmp_path / "stopped", "--ckpt_path", "last")).returncode == 0, done.stderr[-3000:]
+    whole, resumed = (load_file(str(tmp_path / n / "w.safetensors")) for n in ("whole", "stopped"))
+    assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
 def start(args: list[str]) -> subprocess.Popen:

@@ -172,9 +172,13 @@ class ScoreModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        # Bias-corrected warm-up of the EMA decay, so early EMA weights are not dominated by init.
-        n = self.global_step
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # The EMA follows each step here, not in on_train_batch_end: that hook runs after the
+        # callbacks', so a step checkpoint (ModelCheckpoint every_n_train_steps) would miss it.
+        # Bias-corrected warm-up of the EMA decay, so early EMA weights are not dominated by init;
+        # n counts the step just taken (Lightning adds it to global_step after this hook).
+        n = self.global_step + 1
         ema_update(self.ema, self.prior, min(self.hparams.ema_decay, (1 + n) / (10 + n)))
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

@@ -1,5 +1,6 @@
 """Graceful stop on SIGTERM / SIGINT: the first signal asks the run to stop at the next sampling
-step (finished samples are kept and summarized); a second one stops at once."""
+step or training batch (finished samples are kept and summarized; a fit writes a checkpoint); a
+second Ctrl-C stops at once."""
 
 from __future__ import annotations
 
@@ -10,29 +11,29 @@ import threading
 from equireg_lit.errors import RunInterrupted
 
 _requested: int | None = None
-_forwarded = False
+_installed = False  # by install(), i.e. by the equireg CLI for the whole command
 _previous: dict[int, object] = {}
 
 
 def _handler(signum: int, frame) -> None:
-    global _requested, _forwarded
-    if signum == signal.SIGTERM and _forwarded:  # our own forwarding of a SIGINT, below
-        _forwarded = False
+    global _requested
+    if _requested is not None:
+        if signum == signal.SIGINT:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        # A repeated SIGTERM is the same request: Lightning forwards the signal to the processes
+        # it launched, which a job's TERM (or Ctrl-C, re-raised below) may also reach directly.
         return
-    if _requested is not None:  # a second signal: stop now
-        raise KeyboardInterrupt
     _requested = signum
     if signum == signal.SIGINT:
         # Lightning reacts to SIGTERM only (fit: stop all processes in step, forward to workers);
         # re-raise Ctrl-C as SIGTERM so both signals take the same graceful path.
-        _forwarded = True
         os.kill(os.getpid(), signal.SIGTERM)
 
 
 def install() -> None:
     """Handle SIGTERM and SIGINT (main thread only; no-op elsewhere)."""
-    global _requested, _forwarded
-    _requested, _forwarded = None, False
+    global _requested, _installed
+    _requested, _installed = None, True
     if threading.current_thread() is not threading.main_thread():
         return
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -43,12 +44,31 @@ def install() -> None:
 
 
 def uninstall() -> None:
+    global _installed
+    _installed = False
     if threading.current_thread() is not threading.main_thread():
         return
     for sig, prev in list(_previous.items()):
         if signal.getsignal(sig) is _handler:
             signal.signal(sig, prev if prev is not None else signal.SIG_DFL)
     _previous.clear()
+
+
+def take_over() -> None:
+    """Put this module's handler back in place of the one a Lightning ``Trainer`` registered.
+
+    Lightning 2.6's SIGTERM handler broadcasts between the processes from inside the handler
+    (Lightning-AI/pytorch-lightning#20825), at whatever collective each process is in, and
+    forwards the signal to the processes it launched, which then get it twice when a job's TERM
+    reaches them too: under DDP a stop crashes in gloo ("collective mismatch") instead of writing
+    a checkpoint. This handler only records the request; ``CheckpointOnStop`` syncs it between
+    the processes at the next batch. Lightning puts its own saved handlers back at teardown."""
+    global _requested
+    if not _installed:  # used without the CLI: a request left by an earlier run does not count
+        _requested = None
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _handler)
 
 
 def requested() -> int | None:
