@@ -91,6 +91,9 @@ class PredictDataModule(pl.LightningDataModule):
             raise ConfigError(f"predict_start must be >= 0, got {predict_start}")
         if predict_limit is not None and predict_limit < 0:
             raise ConfigError(f"predict_limit must be >= 0 (or null for the rest of the split), got {predict_limit}")
+        # In every checkpoint (Lightning's "datamodule_hyper_parameters"), so ``--ckpt_path last``
+        # refuses to continue a fit on other data; the CLI links the last three per run.
+        self.save_hyperparameters(ignore=["operator", "measurement_seed", "predictions_dir"], logger=False)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.predict_start, self.predict_limit = predict_start, predict_limit
         self.operator, self.measurement_seed, self.predictions_dir = operator, measurement_seed, predictions_dir

@@ -47,6 +47,7 @@ class ProbeSetsDataModule(pl.LightningDataModule):
                  zeta: float = 1.0, num_traj_train: int = 150, num_traj_eval: int = 100, num_on_train: int = 2000,
                  num_prior_samples: int = 200, seed: int = 0, batch_size: int = 64, dataset: str = "mnist32"):
         super().__init__()
+        self.save_hyperparameters(logger=False)  # checked by --ckpt_path last (see PredictDataModule)
         self.cache_dir = cache_dir
         self.prov_args = dict(prior_weights=prior_weights, steps=steps, zeta=zeta, num_traj_train=num_traj_train,
                               num_traj_eval=num_traj_eval, num_on_train=num_on_train,

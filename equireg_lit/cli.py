@@ -113,14 +113,20 @@ def predictions_dir(default_root_dir: str | None) -> str:
 
 # Settings that only decide what is logged or where the result is exported: they may change on resume.
 _RESUME_MAY_CHANGE = {"sample_every_n_epochs", "num_sample_images", "sample_steps", "export_path", "allow_untrained"}
+# Data settings that do not change what is trained on (where the cache lives, how it is loaded, what predict does).
+_DATA_MAY_CHANGE = {"num_workers", "cache_dir", "predict_split", "predict_start", "predict_limit"}
 
 
-def _check_same_training(ckpt, hparams: dict) -> None:
-    """``--ckpt_path last`` continues a run only with the training settings it was written with."""
+def _check_same_training(ckpt, hparams: dict, data_hparams: dict) -> None:
+    """``--ckpt_path last`` continues a run only with the training and data settings it was written with."""
     # mmap: only the settings are read here; Lightning loads the tensors when it restores
-    saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters", {})
-    changed = [f"{k}: {saved[k]!r} -> {hparams[k]!r}" for k in sorted(set(saved) & set(hparams) - _RESUME_MAY_CHANGE)
-               if not k.startswith("_") and saved[k] != hparams[k]]
+    state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    changed = []
+    for prefix, saved, now, may_change in (("", state.get("hyper_parameters", {}), hparams, _RESUME_MAY_CHANGE),
+                                           ("data.", state.get("datamodule_hyper_parameters", {}), data_hparams,
+                                            _DATA_MAY_CHANGE)):
+        changed += [f"{prefix}{k}: {saved[k]!r} -> {now[k]!r}" for k in sorted(set(saved) & set(now) - may_change)
+                    if not k.startswith("_") and saved[k] != now[k]]
     if changed:
         raise UserError(f"--ckpt_path last: {ckpt} was written with other settings ({'; '.join(changed)}); continue "
                         "with those, or train into another --trainer.default_root_dir", code=2)
@@ -175,7 +181,7 @@ class EquiRegCLI(LightningCLI):
         if ckpt == "last":  # resume a killed or stopped run, whichever version wrote it
             newest = newest_checkpoint(root)
             if newest is not None:
-                _check_same_training(newest, dict(self.model.hparams))
+                _check_same_training(newest, dict(self.model.hparams), dict(getattr(self.datamodule, "hparams", {})))
             fit["ckpt_path"] = str(newest) if newest else None
             _say(f"equireg: --ckpt_path last: resuming from {newest}" if newest
                  else f"equireg: --ckpt_path last: no checkpoint under {root}; starting from scratch")

@@ -117,6 +117,9 @@ def test_fit_resumed_with_ckpt_path_last_from_an_epoch_checkpoint_is_bit_identic
     with pytest.raises(SystemExit) as err:  # another learning rate: not the same run, before any work
         fit(tmp_path / "killed", "--ckpt_path", "last", "--model.init_args.lr", "0.5")
     assert err.value.code == 2 and "written with other settings (lr: 0.0002 -> 0.5)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:  # other data: not the same run either
+        fit(tmp_path / "killed", "--ckpt_path", "last", "--data.init_args.std", "0.7")
+    assert err.value.code == 2 and "(data.std: 0.5 -> 0.7)" in capsys.readouterr().err
     with pytest.raises(SystemExit) as err:
         fit(tmp_path / "fresh", "--ckpt_path", str(tmp_path / "nowhere.ckpt"))
     assert err.value.code == 2 and "nowhere.ckpt: no such file (--ckpt_path last resumes" in capsys.readouterr().err
