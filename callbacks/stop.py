@@ -4,6 +4,7 @@ every checkpoint, and the newest checkpoint of a run folder for ``--ckpt_path la
 from __future__ import annotations
 
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +15,29 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from equireg_lit.datamodules.base import warn_user
 from equireg_lit.datamodules.resumable import ResumableLoader
 from equireg_lit.utils import signals
 
 
 def newest_checkpoint(root: str | Path) -> Path | None:
-    """The most recently written ``*.ckpt`` under a run folder, across every ``version_N`` (None if
-    there is none): what ``equireg fit --ckpt_path last`` resumes from.
+    """The most recently written complete ``*.ckpt`` under a run folder, across every
+    ``version_N`` (None if there is none): what ``equireg fit --ckpt_path last`` resumes from.
 
     Lightning's own ``"last"`` only looks in the new version's folder for ``last.ckpt``, so a rerun
-    of a killed fit would start over; this one also finds epoch and ``interrupted.ckpt`` files of
-    earlier versions. Ties (same mtime) go to the later path, so every DDP process picks the same."""
-    found = [p for p in Path(root).rglob("*.ckpt") if p.is_file()]
-    return max(found, key=lambda p: (p.stat().st_mtime_ns, str(p))) if found else None
+    of a killed fit would start over; this one also finds epoch, step and ``interrupted.ckpt``
+    files of earlier versions. A file cut short by a kill during its write is passed over, saying
+    so, for the newest complete one (a checkpoint is a zip archive, whose directory comes last;
+    Lightning writes to a temporary file and moves it, which is a copy when the two are on
+    different file systems). Ties (same mtime) go to the later path, so every DDP process
+    picks the same."""
+    found = sorted((p for p in Path(root).rglob("*.ckpt") if p.is_file()),
+                   key=lambda p: (p.stat().st_mtime_ns, str(p)), reverse=True)
+    for path in found:
+        if zipfile.is_zipfile(path):
+            return path
+        warn_user(f"{path} is incomplete (the run was killed while writing it); passing over it")
+    return None
 
 
 class CheckpointOnStop(Callback):

@@ -112,6 +112,17 @@ def test_fit_resumed_with_ckpt_path_last_from_an_epoch_checkpoint_is_bit_identic
     assert f"resuming from {killed / 'epoch=0-step=2.ckpt'}" in capsys.readouterr().err
     whole, resumed = load_file(str(tmp_path / "whole" / "w.safetensors")), load_file(str(tmp_path / "killed" / "w.safetensors"))
     assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
+    cut_run = tmp_path / "cut" / "lightning_logs" / "version_0" / "checkpoints"
+    cut_run.mkdir(parents=True)
+    shutil.copy(first_epoch, cut_run)
+    cut = cut_run / "epoch=1-step=3.ckpt"  # newer, but cut short by a kill during its write: passed over
+    cut.write_bytes(first_epoch.read_bytes()[:5000])
+    capsys.readouterr()
+    fit(tmp_path / "cut", "--ckpt_path", "last")
+    err = capsys.readouterr().err
+    assert f"{cut} is incomplete" in err and f"resuming from {cut_run / 'epoch=0-step=2.ckpt'}" in err
+    resumed = load_file(str(tmp_path / "cut" / "w.safetensors"))
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
     fit(tmp_path / "fresh", "--ckpt_path", "last", "--trainer.max_steps", "1")
     assert "no checkpoint under" in capsys.readouterr().err
     with pytest.raises(SystemExit) as err:  # another learning rate: not the same run, before any work
