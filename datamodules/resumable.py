@@ -49,10 +49,8 @@ class ResumableLoader(DataLoader):
                 sampler.set_epoch(resume["sampler_epoch"])
         self._epoch_state = {"torch_rng": torch.get_rng_state(),
                              "sampler_epoch": None if sampler is None else int(sampler.epoch)}
-        self.batches_trained = 0
         iterator = super().__iter__()
-        skip = 0 if resume is None else int(resume["batches_trained"])
-        self.batches_trained = skip
+        skip = self.batches_trained = 0 if resume is None else int(resume["batches_trained"])
         try:
             for _ in range(skip):
                 # Without workers, draw the batch's indices only (``_next_index`` is the

@@ -98,3 +98,32 @@ def test_kernel_blur_reads_npy_and_png_and_names_bad_files(tmp_path):
         KernelBlur(str(tmp_path / "bad.npy"), img_size=(1, 8, 8))
     with pytest.raises(DataError, match="kernel file not found"):
         KernelBlur(str(tmp_path / "nope.npy"))
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_resumable_loader_continues_an_epoch_where_it_stopped(num_workers):
+    """A loader restored from the state saved after 3 trained batches yields the rest of that
+    epoch's shuffle, and the next epochs match the uninterrupted loader's."""
+    from equireg_lit.datamodules.resumable import ResumableLoader
+
+    data = torch.utils.data.TensorDataset(torch.arange(40))
+
+    def loader():
+        return ResumableLoader(data, batch_size=4, shuffle=True, num_workers=num_workers)
+
+    torch.manual_seed(0)
+    whole = loader()
+    epochs = [[b[0].tolist() for b in whole] for _ in range(2)]
+    torch.manual_seed(0)
+    stopped = loader()
+    it = iter(stopped)
+    for _ in range(3):
+        next(it)
+    stopped.batches_trained = 3  # what RandomStateInCheckpoint records after the third batch
+    state = stopped.state_dict()
+    torch.manual_seed(123)  # whatever the resumed process's random state
+    resumed = loader()
+    resumed.load_state_dict(state)
+    rest = [b[0].tolist() for b in resumed]
+    assert rest == epochs[0][3:] and resumed.batches_trained == 3
+    assert sorted(sum(epochs[0], [])) == list(range(40)) and epochs[0] != epochs[1]
