@@ -35,43 +35,44 @@ class StepProgress:
     seconds_left: float | None = None
 
 
-def rows_available(cell: Cell) -> int | None:
-    """Rows the cell has (its own table or another study's with the same hash); None when a tuned
-    part it composes is not written yet (its hash is not known)."""
+def available_rows(cell: Cell) -> list[dict] | None:
+    """The rows a cell has now (its own table or another study's with the same hash); None when a
+    tuned part it composes is not written yet (its hash is not known)."""
     try:
         digest = cell.config_hash()
     except StudyError:
         return None
     own = runner.cell_file(cell, digest=digest)
-    have = len(runner.read_rows(own)) if own.is_file() else 0
-    if have < cell.n and runner.shared_rows(cell, digest, quiet=True):
-        return cell.n
-    return min(have, cell.n)
+    rows = runner.read_rows(own) if own.is_file() else []
+    if len(rows) < cell.n:
+        rows = runner.shared_rows(cell, digest, quiet=True) or rows
+    return rows[: cell.n]
 
 
 def _tuning_groups(study: Study, cell_filter: str | None):
-    """(steps, done, samples left) per tuning group: a group is done when its part is written and
-    every cell of its first grid holds its samples (extensions past an edge are not known ahead)."""
+    """(steps, done, samples left) per tuning group: the runner's selection walk over the rows
+    there are (``runner.walk_grid``); a group is done when its part is written and its walk ends
+    in a choice. A grid centred on a part an earlier stage of the study writes is centred on what
+    that stage chooses from its rows (the part on disk may already hold the later stage's value)."""
+    chosen: dict[str, float | None] = {}  # part -> the value its stage chooses from the rows there are
     for stage in study.tune:
+        unknown = stage.n * len(stage.methods) * 3  # a grid of three around a value not chosen yet
         for task in study.stage_tasks(stage):
             for steps in stage.steps or study.steps:
                 if cell_filter and not fnmatch.fnmatch(f"{task}_s{steps}", cell_filter):
                     continue
                 writes = stage.writes.format(task=task, steps=steps)
-                try:
-                    values = runner.grid_values(study, stage, task, steps)
-                except FileNotFoundError:  # the grid centres on a part an earlier stage writes
-                    values = []
-                left = 0
-                for v in values:
-                    for m in stage.methods:
-                        cell = study.tuning_cell(stage, m, task, steps, v)
-                        have = rows_available(cell)
-                        left += cell.n - (have or 0)
-                if not values:
-                    left = stage.n * len(stage.methods) * 3  # a grid of three around a value not tuned yet
+                around = stage.grid["around"].format(task=task, steps=steps) if isinstance(stage.grid, dict) else None
+                best, left = None, unknown
+                if around not in chosen or chosen[around] is not None:
+                    try:
+                        _, best, left = runner.walk_grid(study, stage, task, steps,
+                                                         lambda c: available_rows(c) or [], chosen.get(around))
+                    except FileNotFoundError:  # the grid centres on a part not written yet
+                        pass
+                chosen[writes] = best
                 part = runner.REPO / "configs" / "tuned" / study.dataset / f"{writes}.yaml"
-                yield steps, part.is_file() and left == 0, left
+                yield steps, part.is_file() and best is not None, left
 
 
 def seconds_per_sample(study: Study) -> dict[int, float]:
@@ -100,13 +101,13 @@ def study_progress(study: Study, cell_filter: str | None = None) -> list[StepPro
             continue
         p = by_steps[cell.steps]
         p.test_all += 1
-        have = rows_available(cell)
-        if have is None:
+        rows = available_rows(cell)
+        if rows is None:
             p.waiting.append(cell.name)
             p.samples_left += cell.n
         else:
-            p.test_done += have >= cell.n
-            p.samples_left += cell.n - have
+            p.test_done += len(rows) >= cell.n
+            p.samples_left += cell.n - len(rows)
     rates = seconds_per_sample(study)
     for p in by_steps.values():
         if p.steps in rates:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -189,13 +190,15 @@ def tuned_value(dataset: str, part: str, key: str):
     return node[leaf]
 
 
-def grid_values(study: Study, stage: TuneStage, task: str, steps: int) -> list[float]:
+def grid_values(study: Study, stage: TuneStage, task: str, steps: int, centre: float | None = None) -> list[float]:
     """A stage's grid for one task and step count: a list, or ``{around: PART, factors: [...],
-    scale_steps: S}`` (the tuned value of PART times S / steps times each factor, 2 significant digits)."""
+    scale_steps: S}`` (the tuned value of PART, or ``centre`` when given, times S / steps times each
+    factor, 2 significant digits)."""
     g = stage.grid
     if isinstance(g, list):
         return [float(v) for v in g]
-    base = float(tuned_value(study.dataset, g["around"].format(task=task, steps=steps), stage.parameter))
+    base = centre if centre is not None else float(
+        tuned_value(study.dataset, g["around"].format(task=task, steps=steps), stage.parameter))
     base *= g.get("scale_steps", steps) / steps
     return [float(f"{base * f:.2g}") for f in g["factors"]]
 
@@ -213,6 +216,40 @@ def select(means: dict[float, float], lower_is_better: bool) -> float:
     return (min if lower_is_better else max)(means, key=means.get)
 
 
+def walk_grid(study: Study, stage: TuneStage, task: str, steps: int, rows_for: Callable[[Cell], list[dict]],
+              centre: float | None = None) -> tuple[dict[float, tuple[float, float]], float | None, int]:
+    """One tuning group's selection walk, for the runner and for ``status``: the stage's grid, then
+    one value past a winning edge at a time (at most ``max_extensions``). ``rows_for(cell)`` gives
+    a cell's rows (the runner runs the cell; ``status`` reads what is there). Returns the mean per
+    value, the chosen value, and the samples missing: while a round of cells lacks rows the walk
+    stops there, with no choice."""
+    values = grid_values(study, stage, task, steps, centre)
+    means: dict[float, tuple[float, float]] = {}
+    best = None
+    for _ in range(stage.max_extensions + 1):
+        missing = 0
+        for v in values:
+            if v in means:
+                continue
+            per_method = []
+            for m in stage.methods:
+                cell = study.tuning_cell(stage, m, task, steps, v)
+                rows = rows_for(cell)
+                missing += max(0, cell.n - len(rows))
+                per_method += rows
+            if not missing:
+                means[v] = value_mean(per_method, study.metric_for(task), study.lower_is_better)
+        if missing:
+            return means, None, missing
+        best = select({v: m for v, (m, _) in means.items()}, study.lower_is_better)
+        ordered = sorted(means)
+        if ordered[0] < best < ordered[-1] or len(ordered) == 1:
+            break
+        beyond = best * stage.extend if best == ordered[-1] else best / stage.extend
+        values = [float(f"{beyond:.2g}")]
+    return means, best, 0
+
+
 def tune_stage(study: Study, stage: TuneStage, tasks: list[str], cell_filter: str | None,
                batch_size: int | None) -> None:
     for task in (t for t in tasks if t in study.stage_tasks(stage)):
@@ -220,23 +257,11 @@ def tune_stage(study: Study, stage: TuneStage, tasks: list[str], cell_filter: st
             writes = stage.writes.format(task=task, steps=steps)
             if cell_filter and not fnmatch.fnmatch(f"{task}_s{steps}", cell_filter):
                 continue
-            values = grid_values(study, stage, task, steps)
-            means: dict[float, tuple[float, float]] = {}
-            for _ in range(stage.max_extensions + 1):
-                for v in values:
-                    if v in means:
-                        continue
-                    per_method = []
-                    for m in stage.methods:
-                        cell = study.tuning_cell(stage, m, task, steps, v)
-                        per_method += run_cell(cell, batch_size=batch_size, allow_diverged=True)
-                    means[v] = value_mean(per_method, study.metric_for(task), study.lower_is_better)
-                best = select({v: m for v, (m, _) in means.items()}, study.lower_is_better)
-                ordered = sorted(means)
-                if ordered[0] < best < ordered[-1] or len(ordered) == 1:
-                    break
-                beyond = best * stage.extend if best == ordered[-1] else best / stage.extend
-                values = [float(f"{beyond:.2g}")]
+            means, best, missing = walk_grid(study, stage, task, steps,
+                                             lambda cell: run_cell(cell, batch_size=batch_size, allow_diverged=True))
+            if best is None:
+                raise StudyError(f"{study.name}: {writes}: the tuning cells gave {missing} fewer samples than their n; "
+                                 "is the validation split that large?")
             write_tuned(study, stage, task, steps, writes, means, best)
         rebuild_table(study.name)
 

@@ -385,9 +385,9 @@ def test_status_counts_done_partial_and_waiting_cells_and_estimates_time_left(sa
     # nothing run: the tuning group's grid (zeta 1, 3) is 2 x 2 samples; both test cells wait on it
     assert (p.tune_done, p.tune_all, p.test_done, p.test_all, p.samples_left) == (0, 1, 0, 2, 8)
     assert p.waiting == ["gaussian_blur_dps_s2", "gaussian_blur_equireg_s2"] and p.seconds_left is None
-    for zeta in (1.0, 3.0):
+    for zeta in (1.0, 3.0, 9.0):  # 3 wins at the grid's edge, so the runner also ran one value past it
         cell = s.tuning_cell(s.tune[0], "dps", "gaussian_blur", 2, zeta)
-        runner.write_rows(runner.cell_file(cell), fake_rows(cell, lambda z: z))
+        runner.write_rows(runner.cell_file(cell), fake_rows(cell, lambda z: -abs(z - 3.0)))
     (sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml").write_text(
         "model: {init_args: {solver: {init_args: {zeta: 3.0}}}}\n")
     dps, reg = s.test_cells()
@@ -404,6 +404,32 @@ def test_status_counts_done_partial_and_waiting_cells_and_estimates_time_left(sa
     from benchmarks.progress import summary_line
 
     assert summary_line(s).split()[1:] == ["complete", "(2", "test", "cells)"]
+
+
+def test_status_follows_a_refining_stage_centred_on_the_part_it_rewrites(sandbox, monkeypatch):
+    """A second stage whose grid centres on the part the first stage writes (and then rewrites it
+    with its own choice): status walks the grids as the runner did, so a finished tuning reads as
+    done instead of asking for cells around the final value."""
+    from benchmarks.progress import study_progress
+
+    refine = SPEC + """  - {parameter: solver.zeta, methods: [dps], n: 2, grid: {around: "{task}_s{steps}", factors: [0.6, 1, 1.7]},
+     extend: 3, max_extensions: 1, writes: "{task}_s{steps}"}
+"""
+    s = write_study(sandbox, "tiny", refine)
+    ran = []
+
+    def fake(cell, quick=False, batch_size=None, allow_diverged=False):
+        ran.append(dict(cell.settings)["solver.zeta"])
+        rows = fake_rows(cell, lambda z: -abs(z - 4.5))
+        runner.write_rows(runner.cell_file(cell), rows)
+        return rows
+
+    monkeypatch.setattr(runner, "run_cell", fake)
+    runner.run_study(s, only=["tune"])
+    assert ran == [1.0, 3.0, 9.0, 1.8, 3.0, 5.1, 15.0]  # the second grid around the first choice, 3
+    assert runner.tuned_value("mnist32", "gaussian_blur_s2", "solver.zeta") == 5.1
+    (p,) = study_progress(s)
+    assert (p.tune_done, p.tune_all) == (2, 2) and p.samples_left == 2 * 2  # the two test cells only
 
 
 def test_a_script_command_whose_output_exists_is_skipped(sandbox):
