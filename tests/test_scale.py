@@ -82,58 +82,51 @@ def test_two_process_predict_on_mnist_equals_one_process(tmp_path):
 
 
 def test_two_process_fit_exports_once_and_resumes_bit_identically(tmp_path):
-    """DDP (2 gloo processes): one export with the one-process schedule; a fit stopped after an
-    epoch and rerun with --ckpt_path last ends with the weights of the run never stopped (samplers
-    reshuffle by epoch; the random states travel in the checkpoint)."""
+    """DDP (2 gloo processes, 2 batches per process and epoch): one export with the one-process
+    schedule. A fit killed after its first epoch, and one stopped by a real SIGTERM to both
+    processes after step 3 (inside the second epoch: Lightning's in-handler broadcast used to
+    crash this), rerun with --ckpt_path last, end with the weights of the run never stopped:
+    samplers reshuffle by epoch, the random states and each process's position in its shuffled
+    epoch travel in the checkpoint."""
     import shutil
 
     cfg = f"{REPO}/tests/configs/fit_tiny.yaml"
+    common = ["--trainer.max_steps", "6", "--data.init_args.batch_size", "4", "--model.init_args.sample_every_n_epochs", "0"]
     main(["fit", "--config", cfg, "--trainer.default_root_dir", str(tmp_path / "one"),
-          "--model.init_args.export_path", str(tmp_path / "one" / "w.safetensors"), "--model.init_args.sample_every_n_epochs", "0"])
-
-    def fit(root: Path, *extra: str) -> None:
-        done = run(["fit", "--config", cfg, "--trainer.default_root_dir", str(root), *ddp("ddp"),
-                    "--model.init_args.export_path", str(root / "w.safetensors"),
-                    "--model.init_args.sample_every_n_epochs", "0", *extra])
-        assert done.returncode == 0, done.stderr[-3000:]
-
-    fit(tmp_path / "whole", "--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.save_top_k=-1")
-    killed = tmp_path / "killed" / "lightning_logs" / "version_0" / "checkpoints"
-    killed.mkdir(parents=True)
-    shutil.copy(tmp_path / "whole" / "lightning_logs" / "version_0" / "checkpoints" / "epoch=1-step=2.ckpt", killed)
-    one, two = (json.loads((tmp_path / n / "w.json").read_text()) for n in ("one", "whole"))
-    # Same schedule and architecture; the weights differ because each process sees half the data.
-    assert two["global_steps"] == one["global_steps"] == 4 and two["architecture"] == one["architecture"]
-    assert two["final_val_loss_ema"] > 0 and "ScoreModule" in two["config_yaml"]
-    fit(tmp_path / "killed", "--ckpt_path", "last")
-    whole, resumed = (load_file(str(tmp_path / n / "w.safetensors")) for n in ("whole", "killed"))
-    assert whole.keys() == resumed.keys() and all(torch.isfinite(v).all() for v in whole.values())
-    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
-
-
-def test_two_process_fit_stopped_mid_epoch_resumes_bit_identically(tmp_path):
-    """DDP (2 gloo processes): both processes get a real SIGTERM after step 3, in the middle of the
-    second epoch (2 batches per process and epoch); Lightning stops both before the same batch and
-    the rerun with --ckpt_path last continues the epoch on each process's own shuffled batches:
-    the exported weights equal those of the run never stopped, bit for bit."""
-    cfg = f"{REPO}/tests/configs/fit_tiny.yaml"
+          "--model.init_args.export_path", str(tmp_path / "one" / "w.safetensors"), *common])
 
     def fit(root: Path, *extra: str) -> subprocess.CompletedProcess:
         return run(["fit", "--config", cfg, "--trainer.default_root_dir", str(root), *ddp("ddp"),
-                    "--trainer.max_steps", "6", "--data.init_args.batch_size", "4",
-                    "--model.init_args.export_path", str(root / "w.safetensors"),
-                    "--model.init_args.sample_every_n_epochs", "0", *extra],
+                    "--model.init_args.export_path", str(root / "w.safetensors"), *common, *extra],
                    env={**ENV, "PYTHONPATH": REPO})  # the test's callback: tests.test_cli
 
-    assert (done := fit(tmp_path / "whole")).returncode == 0, done.stderr[-3000:]
+    def weights(root: Path) -> dict:
+        return load_file(str(root / "w.safetensors"))
+
+    done = fit(tmp_path / "whole", "--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.save_top_k=-1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = (json.loads((tmp_path / n / "w.json").read_text()) for n in ("one", "whole"))
+    # Same schedule and architecture; the weights differ because each process sees half the data.
+    assert two["global_steps"] == one["global_steps"] == 6 and two["architecture"] == one["architecture"]
+    assert two["final_val_loss_ema"] > 0 and "ScoreModule" in two["config_yaml"]
+    whole = weights(tmp_path / "whole")
+    assert all(torch.isfinite(v).all() for v in whole.values())
+
+    killed = tmp_path / "killed" / "lightning_logs" / "version_0" / "checkpoints"
+    killed.mkdir(parents=True)
+    shutil.copy(tmp_path / "whole" / "lightning_logs" / "version_0" / "checkpoints" / "epoch=0-step=2.ckpt", killed)
+    assert (done := fit(tmp_path / "killed", "--ckpt_path", "last")).returncode == 0, done.stderr[-3000:]
+    resumed = weights(tmp_path / "killed")
+    assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
+
     stopped = fit(tmp_path / "stopped", "--trainer.callbacks+=tests.test_cli.SigtermAtStep", "--trainer.callbacks.step=3")
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
     ckpt = tmp_path / "stopped" / "lightning_logs" / "version_0" / "checkpoints" / "interrupted.ckpt"
     state = torch.load(ckpt, weights_only=True)
     assert (state["global_step"], state["epoch"]) == (3, 1)
     assert (done := fit(tmp_path / "stopped", "--ckpt_path", "last")).returncode == 0, done.stderr[-3000:]
-    whole, resumed = (load_file(str(tmp_path / n / "w.safetensors")) for n in ("whole", "stopped"))
-    assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
+    resumed = weights(tmp_path / "stopped")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
 def start(args: list[str]) -> subprocess.Popen:
