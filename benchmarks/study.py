@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -243,8 +243,6 @@ class Study:
     def tuning_cell(self, stage: TuneStage, method: str, task: str, steps: int, value) -> Cell:
         """A stage's validation cell for one grid value: it composes the earlier stages' tuned
         parts but not the one the stage is writing."""
-        from dataclasses import replace
-
         cell = self.method_cell(method, task, steps, "val", stage.n, {stage.parameter: value})
         writes = stage.writes.format(task=task, steps=steps)
         return replace(cell, tuned=tuple(t for t in cell.tuned if t != writes))
@@ -256,8 +254,6 @@ class Study:
         cells = [self.method_cell(m, t, s, self.split, n) for s in sorted(steps) for t in tasks for m in self.methods
                  if t in self.method_tasks(m)]
         if quick:  # a smoke run: tuned parts not written yet leave the solver's defaults
-            from dataclasses import replace
-
             have = lambda t: (CONFIGS / "tuned" / self.dataset / f"{t}.yaml").is_file()  # noqa: E731
             cells = [replace(c, tuned=tuple(t for t in c.tuned if have(t))) for c in cells]
         return cells

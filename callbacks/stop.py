@@ -16,7 +16,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from equireg_lit.datamodules.base import warn_user
-from equireg_lit.datamodules.resumable import ResumableLoader
+from equireg_lit.datamodules.resumable import ResumableLoader, epoch_sampler
 from equireg_lit.utils import signals
 
 
@@ -120,9 +120,8 @@ class RandomStateInCheckpoint(Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Every epoch (a no-op in a run never stopped, where Lightning's count is the same).
         for loader in _loaders(trainer.train_dataloader):
-            for sampler in (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
-                if hasattr(sampler, "set_epoch"):
-                    sampler.set_epoch(trainer.current_epoch)
+            if (sampler := epoch_sampler(loader)) is not None:
+                sampler.set_epoch(trainer.current_epoch)
         self._put_back()
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:

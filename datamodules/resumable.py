@@ -42,7 +42,7 @@ class ResumableLoader(DataLoader):
 
     def __iter__(self):
         resume, self._resume = self._resume, None
-        sampler = self._epoch_sampler()
+        sampler = epoch_sampler(self)
         if resume is not None:
             torch.set_rng_state(resume["torch_rng"])
             if sampler is not None and resume["sampler_epoch"] is not None:
@@ -60,9 +60,10 @@ class ResumableLoader(DataLoader):
             pass
         return iterator
 
-    def _epoch_sampler(self) -> Any:
-        """The sampler that has ``set_epoch`` (a ``DistributedSampler`` under DDP), or None."""
-        for sampler in (self.sampler, getattr(self.batch_sampler, "sampler", None)):
-            if hasattr(sampler, "set_epoch") and hasattr(sampler, "epoch"):
-                return sampler
-        return None
+
+def epoch_sampler(loader: Any) -> Any:
+    """The loader's sampler that has ``set_epoch`` (a ``DistributedSampler`` under DDP), or None."""
+    for sampler in (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
+        if hasattr(sampler, "set_epoch") and hasattr(sampler, "epoch"):
+            return sampler
+    return None
