@@ -170,12 +170,18 @@ class EquiRegCLI(LightningCLI):
 
     def before_fit(self) -> None:
         from equireg_lit.callbacks import CheckpointOnStop, RandomStateInCheckpoint, newest_checkpoint
+        from equireg_lit.models.score import check_export
 
         # First in line: the stop is taken and the random states put back before any other
         # callback's batch hook runs (Lightning keeps this order; it moves only checkpointing last).
         for kind in (RandomStateInCheckpoint, CheckpointOnStop):
             if not any(isinstance(cb, kind) for cb in self.trainer.callbacks):
                 self.trainer.callbacks.insert(0, kind())
+        # Before the datamodule's setup (probe sets run a sampler): an export that would be wasted
+        # or would replace shipped weights is refused first. The modules check again at fit start.
+        hparams = getattr(self.model, "hparams", {})
+        for setting in ("export_path", "export_dir"):
+            check_export(self.trainer, hparams.get(setting), bool(hparams.get("allow_untrained")), setting)
         fit = self.config_init["fit"]
         ckpt, root = fit.get("ckpt_path"), self.trainer.default_root_dir
         if ckpt == "last":  # resume a killed or stopped run, whichever version wrote it

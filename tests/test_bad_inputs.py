@@ -279,6 +279,18 @@ def test_fit_without_training_refuses_to_export(tmp_path, capsys):
     assert not (tmp_path / "w.safetensors").exists()
 
 
+def test_fit_refuses_to_replace_shipped_weights(tmp_path, capsys):
+    from equireg_lit.weights import SHIPPED_DIR
+
+    shipped = SHIPPED_DIR / "mnist32.safetensors"
+    before = shipped.stat().st_mtime_ns
+    line = refused(capsys, ["fit", "--config", FIT_TINY, "--trainer.default_root_dir", str(tmp_path),
+                            "--model.init_args.export_path", str(shipped)])
+    assert f"model.init_args.export_path {shipped} would replace weights shipped with equireg-lit" in line
+    assert "runs/<run>/mnist32.safetensors" in line
+    assert shipped.stat().st_mtime_ns == before and not list(tmp_path.rglob("*.ckpt"))
+
+
 def test_finite_blow_up_fails_its_sample_like_nan(tmp_path, capsys):
     line = refused(capsys, predict_args(tmp_path, f"{SOLVER}zeta", "1e8", f"{DATA}num_samples", "2",
                                         f"{SOLVER}num_steps", "5", "--model.init_args.regularizer", "null"), code=1)

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from equireg_lit.errors import check_range
 from equireg_lit.metrics import batch_psnr
-from equireg_lit.models.score import check_trains_before_export, warmup_cosine
+from equireg_lit.models.score import check_export, warmup_cosine
 from equireg_lit.utils.io import atomic_write_json, run_config_text
 
 
@@ -85,7 +85,7 @@ class AutoencoderModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self._fit_start = time.time()
-        check_trains_before_export(self.trainer, self.hparams.export_dir, self.hparams.allow_untrained)
+        check_export(self.trainer, self.hparams.export_dir, self.hparams.allow_untrained, setting="export_dir")
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         _, rec, kl = self.losses(batch["image"], sample=True)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from equireg_lit.metrics.digits import DigitCNN
+from equireg_lit.models.score import check_export
 from equireg_lit.weights import save_weights
 
 
@@ -53,6 +54,9 @@ class DigitClassifier(pl.LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._eval(batch, "test")
+
+    def on_fit_start(self) -> None:
+        check_export(self.trainer, self.hparams.export_path, allow_untrained=False)
 
     def on_fit_end(self) -> None:
         if not self.hparams.export_path or not self.trainer.is_global_zero:

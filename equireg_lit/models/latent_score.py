@@ -44,6 +44,7 @@ class LatentScoreModule(ScoreModule):
     """
 
     latent = True
+    export_setting = "export_dir"
 
     def __init__(self, prior: DiffusionPrior, autoencoder: str, export_dir: str | None = None, **kwargs):
         super().__init__(prior, export_path=export_dir, **kwargs)

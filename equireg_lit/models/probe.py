@@ -18,7 +18,7 @@ from equireg_lit.regularizer import EquiReg
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.regularizer.functions import ManifoldFunction, PriorDenoiser
 from equireg_lit.regularizer.groups import get_group
-from equireg_lit.models.score import check_trains_before_export
+from equireg_lit.models.score import check_export
 from equireg_lit.rng import training_batch_generator
 from equireg_lit.utils.io import run_config_text
 from equireg_lit.weights import save_weights
@@ -177,7 +177,7 @@ class ProbeModule(_ErrorCollector):
             "f": f, "group": h.group, "form": h.form, "reduction": h.reduction, "alpha": 0.01}}}
 
     def on_fit_start(self) -> None:
-        check_trains_before_export(self.trainer, self.hparams.export_path, self.hparams.allow_untrained)
+        check_export(self.trainer, self.hparams.export_path, self.hparams.allow_untrained)
 
     def on_fit_end(self) -> None:
         if not self.hparams.export_path:

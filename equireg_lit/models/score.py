@@ -20,7 +20,7 @@ from equireg_lit.regularizer.groups import GROUP_NAMES, get_group
 from equireg_lit.rng import draw_generators, training_batch_generator, validation_batch_generator
 from equireg_lit.solvers.dps import DPS
 from equireg_lit.utils.io import run_config_text
-from equireg_lit.weights import load_checked, load_state_dict_file, prior_provenance, save_weights
+from equireg_lit.weights import SHIPPED_DIR, load_checked, load_state_dict_file, prior_provenance, save_weights
 
 
 @torch.no_grad()
@@ -32,12 +32,32 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         be.copy_(bm)
 
 
-def check_trains_before_export(trainer: pl.Trainer, export_path: str | None, allow_untrained: bool) -> None:
-    """Refuse a fit that would export weights without a single training step."""
-    if export_path and not allow_untrained and (trainer.max_epochs == 0 or trainer.max_steps == 0):
+def check_export(trainer: pl.Trainer, export_path: str | Path | None, allow_untrained: bool,
+                 setting: str = "export_path") -> None:
+    """Refuse a fit whose export would be wasted or would replace shipped weights, before it trains.
+
+    Args:
+        trainer: The fit's trainer (its ``max_epochs`` / ``max_steps``).
+        export_path: Where the fit writes its weights (a file or a directory), or None.
+        allow_untrained: Export even when the fit runs no training step.
+        setting: The model setting that holds ``export_path`` (named in the error).
+    """
+    if not export_path:
+        return
+    if not allow_untrained and (trainer.max_epochs == 0 or trainer.max_steps == 0):
         raise ConfigError(
             f"fit with trainer.max_epochs {trainer.max_epochs} / max_steps {trainer.max_steps} trains nothing but would "
             f"export to {export_path}; train at least one step, or set model.init_args.allow_untrained true"
+        )
+    # The fit configs that produced the shipped weights export into the package (so a checkout
+    # without them regenerates them); rerunning one must not silently change what every config
+    # naming those weights samples with.
+    target = Path(export_path).resolve()
+    if target.exists() and target.is_relative_to(SHIPPED_DIR):
+        raise ConfigError(
+            f"model.init_args.{setting} {export_path} would replace weights shipped with equireg-lit; export "
+            f"elsewhere (--model.init_args.{setting} runs/<run>/{target.name}), or delete {target} first to "
+            "regenerate it"
         )
 
 
@@ -90,6 +110,7 @@ class ScoreModule(pl.LightningModule):
     """
 
     latent = False  # trains on images (LatentScoreModule: on an autoencoder's latents)
+    export_setting = "export_path"  # the setting users give the export target in (named in errors)
 
     def __init__(
         self,
@@ -153,7 +174,7 @@ class ScoreModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self._fit_start = time.time()
-        check_trains_before_export(self.trainer, self.export_path, self.hparams.allow_untrained)
+        check_export(self.trainer, self.export_path, self.hparams.allow_untrained, self.export_setting)
 
     def to_training_space(self, images: Tensor) -> Tensor:
         """What the network is trained on: the images themselves (latents in :class:`LatentScoreModule`)."""
