@@ -273,6 +273,10 @@ def main(args: list[str] | None = None) -> None:
             trainer_defaults={"inference_mode": False},  # guidance needs gradients during predict
             args=argv if args is not None else None,
         )
+        signum = signals.requested()
+        if signum is not None:  # arrived after the run's last check (its results are complete): honour it
+            print(f"equireg: signal {signum} arrived as the run finished; its results are complete", file=sys.stderr)
+            raise SystemExit(128 + signum)
     except SystemExit as err:
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 

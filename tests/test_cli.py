@@ -149,6 +149,30 @@ class SigtermAtStep(__import__("lightning").pytorch.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+class SigtermAtPredictEnd(__import__("lightning").pytorch.callbacks.Callback):
+    """Sends this process a real SIGTERM after the last sampling step (no check comes after it)."""
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_signal_after_the_last_sampling_step_is_not_lost(tmp_path, repo_root, capsys):
+    """A TERM that arrives while a finished run writes its summary stops the command (exit 143)
+    instead of being forgotten by the next run in the same process (the benchmark runner's case)."""
+    common = ["predict", "--config", f"{repo_root}/configs/predict/demo_gaussian.yaml", "--trainer.enable_progress_bar",
+              "false", "--data.init_args.num_samples", "2"]
+    with pytest.raises(SystemExit) as err:
+        main(common + ["--trainer.default_root_dir", str(tmp_path / "a"),
+                       "--trainer.callbacks+=tests.test_cli.SigtermAtPredictEnd"])
+    assert err.value.code == 143
+    assert "signal 15 arrived as the run finished" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "a" / "predictions" / "summary.json").read_text())
+    assert summary["num_samples"] == 2 and summary["complete"] is True
+    main(common + ["--trainer.default_root_dir", str(tmp_path / "b")])  # the next command starts afresh
+
+
 def test_fit_stopped_mid_epoch_resumes_bit_identically(tmp_path, repo_root, capsys):
     """A one-process fit stops before the next batch on SIGTERM (not at the epoch's end) and,
     rerun with ``--ckpt_path last``, trains the rest of that epoch on the batches of the run never
