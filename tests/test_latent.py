@@ -274,6 +274,7 @@ def test_a_latent_pair_trains_with_fit_and_loads_as_a_latent_prior(tmp_path, rep
     ldm = tmp_path / "ldm"
     main(["fit", "--model", "equireg_lit.models.AutoencoderModule", "--model.latent_channels", "2",
           "--model.block_out_channels", "[8, 16]", "--model.norm_num_groups", "4", "--model.warmup_steps", "1",
+          "--model.augment_group", "hflip",
           "--model.export_dir", str(ldm), "--trainer.default_root_dir", str(tmp_path / "ae"), *common])
     ae_prov = json.loads((ldm / "vae_provenance.json").read_text())
     assert ae_prov["global_steps"] == 3 and ae_prov["scaling_factor"] == pytest.approx(1 / ae_prov["latent_std"])
@@ -296,3 +297,17 @@ def test_a_latent_pair_trains_with_fit_and_loads_as_a_latent_prior(tmp_path, rep
     assert prior.scaling_factor == pytest.approx(ae_prov["scaling_factor"])
     out = LatentDPS(num_steps=2).sample(prior, (1, 1, 16, 16), [torch.Generator().manual_seed(0)])
     assert out.x.shape == (1, 1, 16, 16) and torch.isfinite(out.x).all()
+
+
+def test_training_augmentation_flips_with_its_probability_and_names_a_bad_group():
+    from equireg_lit.errors import ConfigError
+    from equireg_lit.models import AutoencoderModule
+    from equireg_lit.models.score import augment_batch
+    from equireg_lit.regularizer.groups import get_group
+
+    x = torch.randn(6, 1, 4, 4)
+    flipped = augment_batch(x, get_group("hflip"), 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(flipped, x.flip(-1)) and torch.equal(augment_batch(x, get_group("hflip"), 0.0), x)
+    assert augment_batch(x, None, 1.0) is x
+    with pytest.raises(ConfigError, match="unknown augment_group 'mirror'; valid: .*hflip"):
+        AutoencoderModule(augment_group="mirror")

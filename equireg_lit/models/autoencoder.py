@@ -12,9 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from equireg_lit.errors import check_range
+from equireg_lit.errors import ConfigError, check_range
 from equireg_lit.metrics import batch_psnr
-from equireg_lit.models.score import check_export, warmup_cosine
+from equireg_lit.models.score import augment_batch, check_export, warmup_cosine
+from equireg_lit.regularizer.groups import GROUP_NAMES, get_group
+from equireg_lit.rng import training_batch_generator
 from equireg_lit.utils.io import atomic_write_json, run_config_text
 
 
@@ -37,7 +39,11 @@ class AutoencoderModule(pl.LightningModule):
             with ``scaling_factor`` set to one over the latents' standard deviation on validation
             images, as latent diffusion sets it) and ``<export_dir>/vae_provenance.json``.
         allow_untrained: Export even when fit runs no training step.
-        seed: Seed recorded in the provenance.
+        augment_group: Group whose random elements augment the training images (e.g. ``hflip``
+            for flip-symmetric data, so that decoding a flipped latent comes close to flipping
+            the decoded image, which EquiReg on the decoder relies on), or None.
+        augment_prob: Probability that a training image is transformed.
+        seed: Seed of the augmentations (per batch and process), recorded in the provenance.
     """
 
     def __init__(
@@ -52,6 +58,8 @@ class AutoencoderModule(pl.LightningModule):
         warmup_steps: int = 200,
         export_dir: str | None = None,
         allow_untrained: bool = False,
+        augment_group: str | None = None,
+        augment_prob: float = 0.5,
         seed: int = 0,
     ):
         from diffusers import AutoencoderKL
@@ -59,7 +67,11 @@ class AutoencoderModule(pl.LightningModule):
         super().__init__()
         check_range("kl_weight", kl_weight, 0.0)
         check_range("lr", lr, 0.0, low_open=True)
+        check_range("augment_prob", augment_prob, 0.0, 1.0)
+        if augment_group is not None and augment_group not in GROUP_NAMES:
+            raise ConfigError(f"unknown augment_group {augment_group!r}; valid: {', '.join(GROUP_NAMES)}")
         self.save_hyperparameters()
+        self.group = get_group(augment_group) if augment_group else None
         n = len(block_out_channels)
         self.autoencoder = AutoencoderKL(
             in_channels=in_channels, out_channels=in_channels, latent_channels=latent_channels,
@@ -88,7 +100,8 @@ class AutoencoderModule(pl.LightningModule):
         check_export(self.trainer, self.hparams.export_dir, self.hparams.allow_untrained, setting="export_dir")
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        _, rec, kl = self.losses(batch["image"], sample=True)
+        g = training_batch_generator(self.hparams.seed, self.current_epoch, batch_idx, self.global_rank)
+        _, rec, kl = self.losses(augment_batch(batch["image"], self.group, self.hparams.augment_prob, g), sample=True)
         loss = rec + self.hparams.kl_weight * kl
         self.log_dict({"train/loss": loss, "train/kl": kl}, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss

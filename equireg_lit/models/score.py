@@ -61,6 +61,19 @@ def check_export(trainer: pl.Trainer, export_path: str | Path | None, allow_untr
         )
 
 
+def augment_batch(x: Tensor, group, prob: float, generator: torch.Generator | None = None) -> Tensor:
+    """Each image of ``x`` transformed by a random element of ``group`` with probability ``prob``
+    (``x`` itself when ``group`` is None)."""
+    if group is None:
+        return x
+    group.check_acts_on(x.shape)
+    out = x.clone()
+    for i in range(x.shape[0]):
+        if torch.rand((), generator=generator) < prob:
+            out[i] = group.act(group.sample(generator), x[i])
+    return out
+
+
 def warmup_cosine(total_steps: int, warmup_steps: int, schedule: Literal["cosine", "constant"] = "cosine"):
     """The learning-rate factor by step: linear warm-up, then cosine decay to 0 at ``total_steps``
     (or constant)."""
@@ -156,14 +169,7 @@ class ScoreModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def augment(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        if self.group is None:
-            return x
-        self.group.check_acts_on(x.shape)
-        out = x.clone()
-        for i in range(x.shape[0]):
-            if torch.rand((), generator=generator) < self.hparams.augment_prob:
-                out[i] = self.group.act(self.group.sample(generator), x[i])
-        return out
+        return augment_batch(x, self.group, self.hparams.augment_prob, generator)
 
     def diffusion_loss(self, net: DiffusionPrior, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
         T = net.schedule.num_train_timesteps
