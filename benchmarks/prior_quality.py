@@ -68,14 +68,13 @@ def autoencoder_markdown(r: dict, what: str = "digits") -> str:
             f"{fe['data_latents']:.3f} on the {what}' latents, {fe['random_latents']:.3f} on random latents of the same spread.\n")
 
 
-def sample_grid(prior, latent: bool, args: argparse.Namespace, out: Path) -> float:
-    """Unconditional samples (DDIM, ``--steps``) saved as an 8-wide grid; returns the seconds taken."""
+def sample_grid(prior: LatentDiffusionPrior, args: argparse.Namespace, out: Path) -> float:
+    """Unconditional latent samples (DDIM, ``--steps``) saved as an 8-wide grid; returns the seconds taken."""
     from torchvision.utils import save_image
 
     t0 = time.perf_counter()
     n = min(args.num_samples, 64)
-    solver = LatentDPS(num_steps=args.steps, eta=args.eta) if latent else DPS(num_steps=args.steps, eta=args.eta)
-    samples = solver.sample(prior, (n, 1, 32, 32), draw_generators(args.seed, 0, n)).x
+    samples = LatentDPS(num_steps=args.steps, eta=args.eta).sample(prior, (n, 1, 32, 32), draw_generators(args.seed, 0, n)).x
     save_image((samples.clamp(-1, 1) + 1) / 2, str(out.parent / f"{Path(args.prior).name}_prior_samples.png"), nrow=8)
     return time.perf_counter() - t0
 
@@ -91,7 +90,7 @@ def natural32_report(prior, args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     ae = autoencoder_report(prior, test[: args.num_samples], args.seed)
-    seconds = sample_grid(prior, True, args, out)
+    seconds = sample_grid(prior, args, out)
     report = {"prior": args.prior, "provenance": prior.provenance, "autoencoder": ae, "sampling_seconds": round(seconds, 1),
               "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
               "command": f"python -m benchmarks.prior_quality --prior {args.prior} --dataset natural32"}

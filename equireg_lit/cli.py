@@ -180,7 +180,7 @@ class EquiRegCLI(LightningCLI):
         # Before the datamodule's setup (probe sets run a sampler): an export that would be wasted
         # or would replace shipped weights is refused first. The modules check again at fit start.
         hparams = getattr(self.model, "hparams", {})
-        for setting in ("export_path", "export_dir"):
+        for setting in ("export_dir", "export_path"):  # a latent prior's export_dir is also its export_path
             check_export(self.trainer, hparams.get(setting), bool(hparams.get("allow_untrained")), setting)
         fit = self.config_init["fit"]
         ckpt, root = fit.get("ckpt_path"), self.trainer.default_root_dir

@@ -289,6 +289,14 @@ def test_fit_refuses_to_replace_shipped_weights(tmp_path, capsys):
     assert f"model.init_args.export_path {shipped} would replace weights shipped with equireg-lit" in line
     assert "runs/<run>/mnist32.safetensors" in line
     assert shipped.stat().st_mtime_ns == before and not list(tmp_path.rglob("*.ckpt"))
+    pair = SHIPPED_DIR / "mnist32_latent"  # a latent prior names the setting its user gave: export_dir
+    line = refused(capsys, ["fit", "--model", "equireg_lit.models.LatentScoreModule", "--model.autoencoder",
+                            str(pair / "vae"), "--model.export_dir", str(pair), "--model.prior",
+                            "equireg_lit.diffusion.DiffusersUNetPrior", "--model.prior.random_init", "true",
+                            "--model.prior.sample_size", "8", "--model.prior.in_channels", "4",
+                            "--data", "equireg_lit.datamodules.GaussianDataModule",
+                            "--trainer.default_root_dir", str(tmp_path / "latent")])
+    assert f"model.init_args.export_dir {pair} would replace weights shipped" in line
 
 
 def test_finite_blow_up_fails_its_sample_like_nan(tmp_path, capsys):

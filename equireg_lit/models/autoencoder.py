@@ -12,10 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from equireg_lit.errors import ConfigError, check_range
+from equireg_lit.errors import check_range
 from equireg_lit.metrics import batch_psnr
-from equireg_lit.models.score import augment_batch, check_export, warmup_cosine
-from equireg_lit.regularizer.groups import GROUP_NAMES, get_group
+from equireg_lit.models.score import augment_batch, augmentation_group, check_export, warmup_cosine
 from equireg_lit.rng import training_batch_generator
 from equireg_lit.utils.io import atomic_write_json, run_config_text
 
@@ -68,10 +67,8 @@ class AutoencoderModule(pl.LightningModule):
         check_range("kl_weight", kl_weight, 0.0)
         check_range("lr", lr, 0.0, low_open=True)
         check_range("augment_prob", augment_prob, 0.0, 1.0)
-        if augment_group is not None and augment_group not in GROUP_NAMES:
-            raise ConfigError(f"unknown augment_group {augment_group!r}; valid: {', '.join(GROUP_NAMES)}")
+        self.group = augmentation_group(augment_group)
         self.save_hyperparameters()
-        self.group = get_group(augment_group) if augment_group else None
         n = len(block_out_channels)
         self.autoencoder = AutoencoderKL(
             in_channels=in_channels, out_channels=in_channels, latent_channels=latent_channels,

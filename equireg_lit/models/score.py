@@ -16,7 +16,7 @@ from torch import Tensor
 
 from equireg_lit.diffusion.priors import DiffusionPrior
 from equireg_lit.errors import ConfigError, check_range
-from equireg_lit.regularizer.groups import GROUP_NAMES, get_group
+from equireg_lit.regularizer.groups import GROUP_NAMES, Group, get_group
 from equireg_lit.rng import draw_generators, training_batch_generator, validation_batch_generator
 from equireg_lit.solvers.dps import DPS
 from equireg_lit.utils.io import run_config_text
@@ -61,7 +61,16 @@ def check_export(trainer: pl.Trainer, export_path: str | Path | None, allow_untr
         )
 
 
-def augment_batch(x: Tensor, group, prob: float, generator: torch.Generator | None = None) -> Tensor:
+def augmentation_group(augment_group: str | None) -> Group | None:
+    """The group a training augmentation setting names (None: no augmentation), or a named error."""
+    if not augment_group:
+        return None
+    if augment_group not in GROUP_NAMES:
+        raise ConfigError(f"unknown augment_group {augment_group!r}; valid: {', '.join(GROUP_NAMES)}")
+    return get_group(augment_group)
+
+
+def augment_batch(x: Tensor, group: Group | None, prob: float, generator: torch.Generator | None = None) -> Tensor:
     """Each image of ``x`` transformed by a random element of ``group`` with probability ``prob``
     (``x`` itself when ``group`` is None)."""
     if group is None:
@@ -144,20 +153,18 @@ class ScoreModule(pl.LightningModule):
         seed: int = 0,
     ):
         super().__init__()
-        if augment_group is not None and augment_group not in GROUP_NAMES:
-            raise ConfigError(f"unknown augment_group {augment_group!r}; valid: {', '.join(GROUP_NAMES)}")
         check_range("lr", lr, 0.0, low_open=True)
         check_range("ema_decay", ema_decay, 0.0, 1.0)
         check_range("augment_prob", augment_prob, 0.0, 1.0)
         if warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        self.group = augmentation_group(augment_group)
         self.save_hyperparameters(ignore=["prior"])
         self.prior = prior
         self.ema = copy.deepcopy(prior).requires_grad_(False).eval()
         if ema_weights is not None:
             net = getattr(self.ema, "net", self.ema)
             load_checked(net, load_state_dict_file(ema_weights), ema_weights)
-        self.group = get_group(augment_group) if augment_group else None
         self.export_path = export_path
         self._fit_start = 0.0
 
