@@ -81,12 +81,11 @@ def sample_grid(prior: LatentDiffusionPrior, args: argparse.Namespace, out: Path
 
 def natural32_report(prior, args: argparse.Namespace) -> None:
     """A natural32 latent pair: its autoencoder on the test patches and a grid of its samples."""
-    from equireg_lit.data.natural import build_natural32, natural32_provenance
-    from equireg_lit.utils.io import cached_tensors
+    from equireg_lit.data.natural import natural32
 
     if not isinstance(prior, LatentDiffusionPrior):
         raise SystemExit("prior_quality --dataset natural32 reports a latent pair (e.g. --prior natural32_latent)")
-    test = cached_tensors("data_cache/natural32", "natural32", natural32_provenance(0), lambda: build_natural32(0))["test"]
+    test = natural32()["test"]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     ae = autoencoder_report(prior, test[: args.num_samples], args.seed)

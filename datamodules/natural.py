@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from equireg_lit.data import TensorImageDataset
-from equireg_lit.data.natural import build_natural32, natural32_provenance
+from equireg_lit.data.natural import natural32
 from equireg_lit.datamodules.base import SplitDataModule
-from equireg_lit.utils.io import cached_tensors
 
 
 class Natural32DataModule(SplitDataModule):
@@ -23,6 +22,5 @@ class Natural32DataModule(SplitDataModule):
         self.cache_dir, self.seed = cache_dir, seed
 
     def load_splits(self) -> dict[str, TensorImageDataset]:
-        data = cached_tensors(self.cache_dir, "natural32", natural32_provenance(self.seed),
-                              lambda: build_natural32(self.seed))
+        data = natural32(self.cache_dir, self.seed)
         return {split: TensorImageDataset(data[split], data[f"{split}_source"]) for split in ("train", "val", "test")}

@@ -77,6 +77,14 @@ def build_natural32(seed: int = 0) -> dict[str, Tensor]:
     return out
 
 
+def natural32(cache_dir: str = "data_cache/natural32", seed: int = 0) -> dict[str, Tensor]:
+    """Every split's patches and sources (``build_natural32``), built once and cached under
+    ``cache_dir`` (rebuilt when the provenance changes)."""
+    from equireg_lit.utils.io import cached_tensors
+
+    return cached_tensors(cache_dir, "natural32", natural32_provenance(seed), lambda: build_natural32(seed))
+
+
 def natural32_provenance(seed: int = 0) -> dict:
     return {"dataset": "natural32", "version": 1, "seed": seed, "sources": SOURCES, "crop_sizes": list(CROP_SIZES),
             "patches_per_image": PATCHES_PER_IMAGE, "min_std": MIN_STD, "color": "gray"}

@@ -80,9 +80,9 @@ def dataset_splits(dataset: str) -> dict[str, Tensor]:
         images, _ = mnist32()
         return {s: images[split_indices(s)] for s in ("train", "val", "test")}
     if dataset == "natural32":
-        from equireg_lit.data.natural import build_natural32, natural32_provenance
+        from equireg_lit.data.natural import natural32
 
-        data = cached_tensors("data_cache/natural32", "natural32", natural32_provenance(0), build_natural32)
+        data = natural32()
         return {s: data[s] for s in ("train", "val", "test")}
     if dataset in PDE_DATASETS:  # the shipped 1,000-pair priors' data, normalized as they were trained
         from equireg_lit.pde.data import load_pde_splits
