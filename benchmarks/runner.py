@@ -4,7 +4,7 @@ tuning stages on the validation split, and script studies' commands.
 Every cell keeps its per-sample outputs in ``runs/studies/<study>/<split>/<cell>-<hash>/`` (a rerun
 resumes per sample) and its rows in ``benchmarks/results/<study>/cells/<split>/<cell>-<hash>.csv``
 (one file per cell, written atomically: processes or machines working on different cells of one
-study never write the same file). The study's tidy table ``benchmarks/results/<study>/samples.csv``
+study never write the same file, and a cell another live process holds is skipped or waited for). The study's tidy table ``benchmarks/results/<study>/samples.csv``
 is the union of its cell files, rebuilt after every cell. The hash covers the composed parts'
 contents and the overrides, so a retuned number gives new cells instead of mixing with old rows.
 """
@@ -27,10 +27,13 @@ import yaml
 
 from benchmarks.stats import device_name, mean_se
 from benchmarks.study import REPO, Cell, Study, StudyError, TuneStage
+from equireg_lit.data.folder import PredictionFolder
+from equireg_lit.errors import DataError
 from equireg_lit.utils.io import atomic_write_text
 
 RESULTS = REPO / "benchmarks" / "results"
 RUNS = REPO / "runs" / "studies"
+BUSY_POLL_S = 30.0  # how often a tuning walk checks whether another process has finished a cell it needs
 ID_COLUMNS = ["study", "split", "dataset", "task", "method", "steps", "settings", "config", "index"]
 
 
@@ -74,26 +77,66 @@ def write_rows(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+class CellBusy(RuntimeError):
+    """Another live process is running this cell (its predictions folder is locked)."""
+
+
+def hold_cell(root: Path, wait: bool) -> PredictionFolder:
+    """Take the cell's predictions-folder lock (the one ``equireg predict`` takes, so this process's
+    predict re-enters it). ``wait``: poll until the other process lets go, else raise ``CellBusy``."""
+    folder = PredictionFolder.of_run(root)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            folder.acquire_lock()
+            return folder
+        except DataError as err:
+            if not wait:
+                raise CellBusy(str(err)) from None
+            time.sleep(BUSY_POLL_S)
+
+
 def run_cell(cell: Cell, quick: bool = False, batch_size: int | None = None,
-             allow_diverged: bool = False) -> list[dict]:
+             allow_diverged: bool = False, wait: bool = True) -> list[dict]:
     """The cell's per-sample rows; runs ``equireg predict`` for the samples not yet in its table.
 
     ``allow_diverged`` (tuning cells): samples the solver reports as diverged become rows with
     ``diverged_step`` and no metrics, instead of an error, so a grid value that breaks the sampler
-    loses the selection (see ``value_mean``) rather than stopping the tuning."""
+    loses the selection (see ``value_mean``) rather than stopping the tuning. A cell that another
+    process is running is waited for (``wait``, what tuning needs: it reads the rows) or refused
+    with ``CellBusy`` (the test loop then moves on to the next cell)."""
     digest = cell.config_hash()  # parses every part and hashes weight files: once per cell
     out = cell_file(cell, quick, digest)
+    root = RUNS / cell.study / ("quick" if quick else "") / cell.split / f"{cell.name}-{digest}"
+    if (done := finished_rows(cell, out)) is not None:
+        return done
+    folder = hold_cell(root, wait)
+    try:
+        # Read again under the lock: the process this one waited for may have finished the cell.
+        if (done := finished_rows(cell, out)) is not None:
+            return done
+        shared = shared_rows(cell, digest, quick)
+        if shared:
+            write_rows(out, shared)
+            return shared
+        return _predict_cell(cell, root, out, digest, batch_size, allow_diverged)
+    finally:
+        folder.release_lock()
+
+
+def finished_rows(cell: Cell, out: Path) -> list[dict] | None:
+    """The cell's rows when its table is complete, else None."""
     if out.is_file():
         rows = read_rows(out)
         if len(rows) >= cell.n:
             return rows[: cell.n]
-    shared = shared_rows(cell, digest, quick)
-    if shared:
-        write_rows(out, shared)
-        return shared
+    return None
+
+
+def _predict_cell(cell: Cell, root: Path, out: Path, digest: str, batch_size: int | None,
+                  allow_diverged: bool) -> list[dict]:
     from equireg_lit.cli import main
 
-    root = RUNS / cell.study / ("quick" if quick else "") / cell.split / f"{cell.name}-{digest}"
     argv = ["predict"]
     for part in cell.parts():
         argv += ["--config", str(part)]
@@ -314,7 +357,10 @@ def run_study(study: Study, quick: bool = False, only: list[str] | None = None, 
             if cell_filter and not fnmatch.fnmatch(cell.name, cell_filter):
                 continue
             try:
-                run_cell(cell, quick, batch_size)
+                run_cell(cell, quick, batch_size, wait=False)
             except StudyError as err:
                 raise SystemExit(f"benchmarks: {err}") from None
+            except CellBusy as err:
+                print(f"[benchmarks] skipping {cell.name}: {err}", flush=True)
+                continue
             rebuild_table(study.name, quick)

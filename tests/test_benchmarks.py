@@ -255,6 +255,51 @@ def test_a_tiny_study_runs_end_to_end_through_predict_and_resumes(sandbox, monke
     assert called == []
 
 
+def test_a_cell_another_live_process_is_running_is_skipped_by_the_test_loop_and_waited_for_by_tuning(sandbox, monkeypatch):
+    """Two runners on one study (say two shells with overlapping --cells globs) never run one cell
+    twice: the test loop moves on past a cell whose predictions folder a live process holds, and a
+    tuning walk, which needs the rows, waits until the holder has finished them."""
+    import subprocess
+    import sys
+
+    import equireg_lit.cli
+    from equireg_lit.data.folder import PredictionFolder
+
+    tuned = sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml"
+    tuned.write_text("model: {init_args: {solver: {init_args: {zeta: 3.0}}}}\n")
+    s = write_study(sandbox, "tiny", SPEC.split("tune:")[0])
+    dps, reg = s.test_cells()
+    busy = PredictionFolder.of_run(runner.RUNS / "tiny" / "test" / f"{dps.name}-{dps.config_hash()}")
+    busy.root.mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        busy.lock_path.write_text(json.dumps({"pid": other.pid, "host": __import__("socket").gethostname()}))
+        ran = []
+
+        def fake_main(argv):
+            ran.append(argv[argv.index("--trainer.default_root_dir") + 1])
+            pred = __import__("pathlib").Path(ran[-1]) / "predictions"
+            pred.mkdir(parents=True, exist_ok=True)
+            (pred / "metrics.csv").write_text("index,psnr,seconds\n0,20.0,1.0\n1,21.0,1.0\n")
+
+        monkeypatch.setattr(equireg_lit.cli, "main", fake_main)
+        monkeypatch.setattr(runner, "_add_digit_correct", lambda samples, folder: None)
+        runner.run_study(s)
+        assert len(ran) == 1 and reg.name in ran[0]  # the busy DPS cell was left to its holder
+        assert not runner.cell_file(dps).exists() and busy.lock_path.exists()
+
+        def holder_finishes(seconds):  # the holder writes the rows and lets go while tuning waits
+            runner.write_rows(runner.cell_file(dps), fake_rows(dps, lambda z: 19.0))
+            busy.lock_path.unlink()
+
+        monkeypatch.setattr(runner.time, "sleep", holder_finishes)
+        rows = runner.run_cell(dps)
+        assert [r["psnr"] for r in rows] == [19.0, 19.1] and len(ran) == 1  # read, not rerun
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_the_cell_hash_ignores_comments_and_follows_weight_files(sandbox):
     s = write_study(sandbox, "tiny", SPEC)
     tuned = sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml"
