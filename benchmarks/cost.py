@@ -1,6 +1,7 @@
 """Cost of EquiReg, measured in one run on one machine (ratios, medians over repeats).
 
     python -m benchmarks.cost [--repeats 3] [--steps 50] [--batch 16] [--batches 1 4 16 64] [--device cuda]
+    python -m benchmarks.cost --samplers [--repeats 3] [--batch 16] [--device cuda]
 
 DPS on box inpainting of MNIST test digits with the shipped prior, alone and with EquiReg using
 the prior's denoiser or the shipped probe as f; runs are interleaved so machine noise hits all
@@ -8,6 +9,11 @@ methods alike. Also the pure network cost: the same number of forward+backward p
 prior alone, giving solver time / network time. Then throughput at several batch sizes: seconds
 per step per sample, split into network forward+backward and everything else.
 Writes benchmarks/results/<out>/cost.{json,md} and throughput.{json,md}.
+
+``--samplers`` measures instead every sampler at its studies' smallest budget, alone and with
+EquiReg (the prior's denoiser as f, every step or level, the shipped placement), interleaved:
+seconds per sample, time over the run's own network time (forward passes, and backward passes
+where the sampler differentiates the network), and EquiReg / the sampler. Writes sampler_cost.{json,md}.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -27,7 +34,7 @@ from equireg_lit.rng import STREAM_MEASUREMENT, STREAM_REGULARIZER, STREAM_SOLVE
 from equireg_lit.physics import BoxInpainting, simulate
 from equireg_lit.probes import Pretrained, SmallCNN
 from equireg_lit.regularizer import EquiReg, PriorDenoiser
-from equireg_lit.solvers import DPS, Guidance
+from equireg_lit.solvers import DAPS, DPS, SITCOM, DiffPIR, Guidance, Solver
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -37,12 +44,24 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed_run(prior, op, x, y, reg, steps: int):
-    """One DPS run on the batch ``x`` (measurement ``y``) with the benchmark's seeded streams."""
+# Each sampler at the smallest budget its study runs (SITCOM N 5 K 10; DAPS at 50 levels with the
+# DAPS-1K inner steps), so the table compares samplers a user would run at a small budget.
+SAMPLERS: dict[str, Callable[[], Solver]] = {
+    "DPS, 20 steps": lambda: DPS(num_steps=20, zeta=10.0),
+    "DiffPIR, 20 steps": lambda: DiffPIR(num_steps=20),
+    "SITCOM, N 5, K 10": lambda: SITCOM(num_steps=5, consistency_steps=10),
+    "DAPS, 50 levels": lambda: DAPS(annealing_steps=50),
+}
+
+
+def timed_run(prior, op, x, y, reg, steps: int, solver: Solver | None = None):
+    """One run (DPS at ``steps`` unless ``solver`` is given) on the batch ``x`` (measurement ``y``)
+    with the benchmark's seeded streams."""
     idx = range(x.shape[0])
     gens = [sample_generator(0, i, STREAM_SOLVER) for i in idx]
     rg = [sample_generator(0, i, STREAM_REGULARIZER) for i in idx]
-    return DPS(num_steps=steps, zeta=10.0).sample(prior, tuple(x.shape), gens, Guidance(op, y, reg, rg))
+    solver = solver or DPS(num_steps=steps, zeta=10.0)
+    return solver.sample(prior, tuple(x.shape), gens, Guidance(op, y, reg, rg))
 
 
 def main() -> None:
@@ -53,6 +72,7 @@ def main() -> None:
     p.add_argument("--batches", type=int, nargs="*", default=[1, 4, 16, 64], help="throughput batch sizes")
     p.add_argument("--out", default="", help="subfolder of benchmarks/results (quick suite: quick)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    p.add_argument("--samplers", action="store_true", help="only the per-sampler table (sampler_cost.md)")
     a = p.parse_args()
     out_dir = RESULTS / a.out
     dev = torch.device(a.device)
@@ -63,6 +83,10 @@ def main() -> None:
     y = simulate(op, x, [sample_generator(0, i, STREAM_MEASUREMENT) for i in idx]).to(dev)
     x, op = x.to(dev), op.to(dev)
     probe = Pretrained(SmallCNN(1, 32, 4, 16), "mnist32_probe_separation").requires_grad_(False).to(dev)
+    if a.samplers:
+        reg = EquiReg(PriorDenoiser(20).bind(prior), "hflip", form="equi_plus", alpha=0.01)
+        sampler_costs(prior, op, x, y, reg, a.repeats, out_dir, dev)
+        return
     regs = {
         "dps": None,
         "equireg_denoiser": EquiReg(PriorDenoiser(20).bind(prior), "hflip", form="equi_plus", alpha=0.01),
@@ -105,6 +129,36 @@ def main() -> None:
     print(json.dumps(res, indent=2))
     if a.batches:
         throughput(prior, regs, a.batches, a.steps, a.repeats, out_dir, dev)
+
+
+def sampler_costs(prior, op, x, y, reg, repeats: int, out_dir: Path, dev: torch.device) -> None:
+    """Every sampler in ``SAMPLERS`` alone and with ``reg``, interleaved; medians over ``repeats``."""
+    runs: dict[tuple[str, bool], list] = {(name, r): [] for name in SAMPLERS for r in (False, True)}
+    for _ in range(repeats):
+        for name, make in SAMPLERS.items():
+            for with_reg in (False, True):
+                sync(dev)
+                runs[name, with_reg].append(timed_run(prior, op, x, y, reg if with_reg else None, 0, make()))
+    rows = []
+    for name in SAMPLERS:
+        alone, regularized = runs[name, False], runs[name, True]
+        seconds = statistics.median(o.total_seconds for o in alone)
+        with_reg = statistics.median(o.total_seconds for o in regularized)
+        rows.append({"sampler": name, "seconds_per_sample": seconds / x.shape[0], "nfe": alone[0].nfe,
+                     "time_over_network": seconds / statistics.median(o.network_seconds for o in alone),
+                     "equireg_seconds_per_sample": with_reg / x.shape[0], "equireg_over_sampler": with_reg / seconds})
+    res = {"rows": rows, "batch": x.shape[0], "repeats": repeats, "task": "box_inpainting", "machine": machine(dev)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "sampler_cost.json").write_text(json.dumps(res, indent=2) + "\n")
+    lines = ["| sampler | s / sample | network evaluations | time / network | + EquiReg: s / sample | EquiReg / sampler |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['sampler']} | {r['seconds_per_sample']:.3f} | {r['nfe']} | {r['time_over_network']:.2f} | "
+                     f"{r['equireg_seconds_per_sample']:.3f} | {r['equireg_over_sampler']:.2f} |")
+    text = "\n".join(lines) + (f"\n\nBox inpainting, {x.shape[0]} digits per run, median of {repeats} interleaved runs; "
+                               f"machine: {res['machine']}.\n")
+    (out_dir / "sampler_cost.md").write_text(text)
+    print(text)
 
 
 def throughput(prior, regs: dict, batches: list[int], steps: int, repeats: int, out_dir: Path,

@@ -513,3 +513,30 @@ def test_a_method_restricted_to_some_tasks_runs_and_is_reported_only_there(sandb
     assert "| gaussian_blur | 2 | dps |" in table and "not run yet" not in table
     with pytest.raises(StudyError, match="tasks \\['hdr'\\] are not among the study's tasks"):
         write_study(sandbox, "bad", spec.replace("tasks: [sr4]", "tasks: [hdr]"))
+
+
+def test_the_sampler_cost_table_has_every_sampler_alone_and_with_equireg(tmp_path, monkeypatch):
+    """One interleaved run per sampler and setting; network evaluations follow each sampler's budget
+    (DPS and DiffPIR: one per step; SITCOM: K per outer step; DAPS: the ODE steps per level)."""
+    import torch
+
+    from benchmarks import cost
+    from equireg_lit.diffusion import DiffusersUNetPrior
+    from equireg_lit.physics import BoxInpainting, simulate
+    from equireg_lit.regularizer import EquiReg, PriorDenoiser
+    from equireg_lit.solvers import DAPS, DPS, SITCOM, DiffPIR
+
+    monkeypatch.setattr(cost, "SAMPLERS", {
+        "DPS": lambda: DPS(num_steps=2), "DiffPIR": lambda: DiffPIR(num_steps=2),
+        "SITCOM": lambda: SITCOM(num_steps=2, consistency_steps=3, equi_phase_steps=1, stop_at_noise_level=False),
+        "DAPS": lambda: DAPS(annealing_steps=2, ode_steps=2, langevin_steps=1)})
+    prior = DiffusersUNetPrior(weights="mnist32").eval().requires_grad_(False)
+    x = torch.zeros(1, 1, 32, 32)
+    op = BoxInpainting()
+    y = simulate(op, x, [torch.Generator().manual_seed(0)])
+    reg = EquiReg(PriorDenoiser(20).bind(prior), "hflip", form="equi_plus", alpha=0.01)
+    cost.sampler_costs(prior, op, x, y, reg, 1, tmp_path, torch.device("cpu"))
+    rows = {r["sampler"]: r for r in json.loads((tmp_path / "sampler_cost.json").read_text())["rows"]}
+    assert {k: r["nfe"] for k, r in rows.items()} == {"DPS": 2, "DiffPIR": 2, "SITCOM": 6, "DAPS": 4}
+    assert all(r["time_over_network"] >= 1.0 and r["equireg_over_sampler"] > 0 for r in rows.values())
+    assert (tmp_path / "sampler_cost.md").read_text().count("\n| ") == 4  # one row per sampler
