@@ -148,16 +148,23 @@ def sampler_costs(prior, op, x, y, reg, repeats: int, out_dir: Path, dev: torch.
                      "time_over_network": seconds / statistics.median(o.network_seconds for o in alone),
                      "equireg_seconds_per_sample": with_reg / x.shape[0], "equireg_over_sampler": with_reg / seconds})
     res = {"rows": rows, "batch": x.shape[0], "repeats": repeats, "task": "box_inpainting", "machine": machine(dev)}
+    write_table(out_dir, "sampler_cost", res,
+                ["sampler", "s / sample", "network evaluations", "time / network", "+ EquiReg: s / sample",
+                 "EquiReg / sampler"],
+                lambda r: [r["sampler"], f"{r['seconds_per_sample']:.3f}", str(r["nfe"]), f"{r['time_over_network']:.2f}",
+                           f"{r['equireg_seconds_per_sample']:.3f}", f"{r['equireg_over_sampler']:.2f}"],
+                f"Box inpainting, {x.shape[0]} digits per run, median of {repeats} interleaved runs; machine: {res['machine']}.")
+
+
+def write_table(out_dir: Path, name: str, res: dict, columns: list[str], cells: Callable[[dict], list[str]],
+                footer: str) -> None:
+    """``<name>.json`` (all of ``res``) and ``<name>.md`` (a row per entry of ``res["rows"]``, then ``footer``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "sampler_cost.json").write_text(json.dumps(res, indent=2) + "\n")
-    lines = ["| sampler | s / sample | network evaluations | time / network | + EquiReg: s / sample | EquiReg / sampler |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['sampler']} | {r['seconds_per_sample']:.3f} | {r['nfe']} | {r['time_over_network']:.2f} | "
-                     f"{r['equireg_seconds_per_sample']:.3f} | {r['equireg_over_sampler']:.2f} |")
-    text = "\n".join(lines) + (f"\n\nBox inpainting, {x.shape[0]} digits per run, median of {repeats} interleaved runs; "
-                               f"machine: {res['machine']}.\n")
-    (out_dir / "sampler_cost.md").write_text(text)
+    (out_dir / f"{name}.json").write_text(json.dumps(res, indent=2) + "\n")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cells(r)) + " |" for r in res["rows"]]
+    text = "\n".join(lines) + f"\n\n{footer}\n"
+    (out_dir / f"{name}.md").write_text(text)
     print(text)
 
 
@@ -181,15 +188,11 @@ def throughput(prior, regs: dict, batches: list[int], steps: int, repeats: int, 
                          "samples_per_second_at_1000_steps": per / o.total_seconds / 1000})
     res = {"rows": rows, "steps": steps, "repeats": repeats, "task": "box_inpainting",
            "machine": machine(dev)}
-    (out_dir / "throughput.json").write_text(json.dumps(res, indent=2) + "\n")
-    lines = ["| batch | method | ms / step / sample | network fwd+bwd | everything else | samples / s at 1000 steps |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['batch']} | {r['method']} | {r['ms_per_step_per_sample']:.2f} | {r['network_ms']:.2f} | "
-                     f"{r['other_ms']:.2f} | {r['samples_per_second_at_1000_steps']:.3f} |")
-    (out_dir / "throughput.md").write_text("\n".join(lines) + f"\n\n{steps} steps, median of {repeats}; machine: {res['machine']}.\n")
-    print("\n".join(lines))
-
+    write_table(out_dir, "throughput", res,
+                ["batch", "method", "ms / step / sample", "network fwd+bwd", "everything else", "samples / s at 1000 steps"],
+                lambda r: [str(r["batch"]), r["method"], f"{r['ms_per_step_per_sample']:.2f}", f"{r['network_ms']:.2f}",
+                           f"{r['other_ms']:.2f}", f"{r['samples_per_second_at_1000_steps']:.3f}"],
+                f"{steps} steps, median of {repeats}; machine: {res['machine']}.")
 
 if __name__ == "__main__":
     main()
