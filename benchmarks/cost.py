@@ -194,5 +194,6 @@ def throughput(prior, regs: dict, batches: list[int], steps: int, repeats: int, 
                            f"{r['other_ms']:.2f}", f"{r['samples_per_second_at_1000_steps']:.3f}"],
                 f"{steps} steps, median of {repeats}; machine: {res['machine']}.")
 
+
 if __name__ == "__main__":
     main()
