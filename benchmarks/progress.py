@@ -4,7 +4,8 @@
 
 Read-only: nothing runs. A cell counts as done when its table under the current config hash holds
 ``n`` rows, or another study's table with the same hash does (``run`` would copy it). A test cell
-whose tuned parts are not written yet waits on tuning. Time left is the remaining samples times
+whose tuned parts are not written yet waits on tuning. An unfinished cell's samples already in its
+predict folder are not left, and a cell a live process is running is named with its process. Time left is the remaining samples times
 the median seconds per sample of the study's finished rows at the same step count on this device
 (any device when none here; the median seconds per step times the step count where a step count
 has no rows yet); it is an estimate for planning, not a benchmark.
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from benchmarks import runner
 from benchmarks.stats import device_name
 from benchmarks.study import Cell, Study, StudyError
+from equireg_lit.data.folder import PredictionFolder
 
 
 @dataclass
@@ -32,14 +34,15 @@ class StepProgress:
     test_all: int = 0
     samples_left: int = 0
     waiting: list[str] = field(default_factory=list)  # test cells whose tuned parts are missing
+    running: list[str] = field(default_factory=list)  # "CELL (k/n, process PID on HOST)" for cells being run now
     seconds_left: float | None = None
 
 
-def available_rows(cell: Cell) -> list[dict] | None:
+def available_rows(cell: Cell, digest: str | None = None) -> list[dict] | None:
     """The rows a cell has now (its own table or another study's with the same hash); None when a
     tuned part it composes is not written yet (its hash is not known)."""
     try:
-        digest = cell.config_hash()
+        digest = digest or cell.config_hash()
     except StudyError:
         return None
     own = runner.cell_file(cell, digest=digest)
@@ -47,6 +50,17 @@ def available_rows(cell: Cell) -> list[dict] | None:
     if len(rows) < cell.n:
         rows = runner.shared_rows(cell, digest, quiet=True) or rows
     return rows[: cell.n]
+
+
+def unfinished_cell(cell: Cell, digest: str) -> tuple[int, str | None]:
+    """An unfinished cell's samples already in its predict folder, and a line naming the live process
+    running it (None when none is)."""
+    folder = PredictionFolder.of_run(runner.cell_root(cell, digest=digest))
+    finished = sum(i < cell.n for i in folder.finished_indices())
+    holder = folder.live_holder()
+    running = None if holder is None else (f"{cell.name} ({finished}/{cell.n}, process {holder.get('pid')} on "
+                                           f"{holder.get('host')})")
+    return finished, running
 
 
 def _tuning_groups(study: Study, cell_filter: str | None):
@@ -101,13 +115,20 @@ def study_progress(study: Study, cell_filter: str | None = None) -> list[StepPro
             continue
         p = by_steps[cell.steps]
         p.test_all += 1
-        rows = available_rows(cell)
-        if rows is None:
+        try:
+            digest = cell.config_hash()
+        except StudyError:  # a tuned part it composes is not written yet
             p.waiting.append(cell.name)
             p.samples_left += cell.n
-        else:
-            p.test_done += len(rows) >= cell.n
-            p.samples_left += cell.n - len(rows)
+            continue
+        rows = available_rows(cell, digest)
+        if len(rows) >= cell.n:
+            p.test_done += 1
+            continue
+        finished, running = unfinished_cell(cell, digest)
+        p.samples_left += cell.n - max(len(rows), finished)
+        if running:
+            p.running.append(running)
     rates = seconds_per_sample(study)
     for p in by_steps.values():
         if p.steps in rates:
@@ -132,6 +153,7 @@ def status_lines(study: Study, cell_filter: str | None = None) -> list[str]:
         tune = f"tuning {p.tune_done}/{p.tune_all} groups" if p.tune_all else "no tuning"
         lines.append(f"  {p.steps:>5} steps: {tune}, test {p.test_done}/"
                      f"{p.test_all} cells{wait}; {p.samples_left} samples left, {format_hours(p.seconds_left)}")
+        lines += [f"         running: {r}" for r in p.running]
     known = [p.seconds_left for p in progress if p.seconds_left is not None and p.samples_left]
     total = sum(p.samples_left for p in progress)
     if not total:

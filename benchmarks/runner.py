@@ -47,6 +47,11 @@ def cell_file(cell: Cell, quick: bool = False, digest: str | None = None) -> Pat
     return study_dir(cell.study, quick) / "cells" / cell.split / f"{cell.name}-{digest or cell.config_hash()}.csv"
 
 
+def cell_root(cell: Cell, quick: bool = False, digest: str | None = None) -> Path:
+    """Where a cell's ``equireg predict`` runs (``--trainer.default_root_dir``): its per-sample outputs."""
+    return RUNS / cell.study / ("quick" if quick else "") / cell.split / f"{cell.name}-{digest or cell.config_hash()}"
+
+
 def read_rows(path: Path) -> list[dict]:
     with open(path, newline="") as fh:
         return [_typed(r) for r in csv.DictReader(fh)]
@@ -107,7 +112,7 @@ def run_cell(cell: Cell, quick: bool = False, batch_size: int | None = None,
     with ``CellBusy`` (the test loop then moves on to the next cell)."""
     digest = cell.config_hash()  # parses every part and hashes weight files: once per cell
     out = cell_file(cell, quick, digest)
-    root = RUNS / cell.study / ("quick" if quick else "") / cell.split / f"{cell.name}-{digest}"
+    root = cell_root(cell, quick, digest)
     if (done := finished_rows(cell, out)) is not None:
         return done
     folder = hold_cell(root, wait)

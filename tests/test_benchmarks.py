@@ -451,6 +451,28 @@ def test_status_counts_done_partial_and_waiting_cells_and_estimates_time_left(sa
     assert summary_line(s).split()[1:] == ["complete", "(2", "test", "cells)"]
 
 
+def test_status_counts_samples_a_running_cell_has_finished_and_names_its_process(sandbox):
+    import os
+    import socket
+
+    from benchmarks.progress import status_lines, study_progress
+    from equireg_lit.data.folder import PredictionFolder
+
+    (sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml").write_text(
+        "model: {init_args: {solver: {init_args: {zeta: 3.0}}}}\n")
+    s = write_study(sandbox, "tiny", SPEC.split("tune:")[0])
+    dps, _ = s.test_cells()
+    folder = PredictionFolder.of_run(runner.cell_root(dps))
+    folder.samples.mkdir(parents=True)
+    (folder.samples / "00000.json").write_text(json.dumps({"index": 0}))  # one of its two samples is done
+    (p,) = study_progress(s)
+    assert p.samples_left == 3 and p.running == []  # 1 + 2 left, and nobody holds the folder
+    folder.lock_path.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    (p,) = study_progress(s)
+    assert p.running == [f"gaussian_blur_dps_s2 (1/2, process {os.getpid()} on {socket.gethostname()})"]
+    assert any(line.strip().startswith("running: gaussian_blur_dps_s2") for line in status_lines(s))
+
+
 def test_status_follows_a_refining_stage_centred_on_the_part_it_rewrites(sandbox, monkeypatch):
     """A second stage whose grid centres on the part the first stage writes (and then rewrites it
     with its own choice): status walks the grids as the runner did, so a finished tuning reads as

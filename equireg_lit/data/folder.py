@@ -115,6 +115,24 @@ class PredictionFolder:
             self.lock_path.unlink(missing_ok=True)  # stale: its process is gone
         raise DataError(f"could not take the lock {self.lock_path}; another run keeps taking it")
 
+    def live_holder(self) -> dict | None:
+        """Who holds the folder's lock (``pid``, ``host``, ``started``), when a process on this host
+        that is still alive, or one on another host (whose life cannot be checked); else None."""
+        try:
+            holder = json.loads(self.lock_path.read_text())
+        except (OSError, ValueError):
+            return None
+        pid, host = int(holder.get("pid", -1)), holder.get("host")
+        if host == socket.gethostname() and not (pid > 0 and _pid_alive(pid)):
+            return None
+        return holder
+
+    def finished_indices(self) -> set[int]:
+        """Indices whose per-sample record exists (cheap: ``scan`` also checks each record)."""
+        if not self.samples.is_dir():
+            return set()
+        return {int(p.stem) for p in self.samples.glob("*.json") if p.stem.isdigit()}
+
     @property
     def holds_lock(self) -> bool:
         return self._own_lock
