@@ -5,10 +5,10 @@
 Read-only: nothing runs. A cell counts as done when its table under the current config hash holds
 ``n`` rows, or another study's table with the same hash does (``run`` would copy it). A test cell
 whose tuned parts are not written yet waits on tuning. An unfinished cell's samples already in its
-predict folder are not left, and a cell a live process is running is named with its process. Time left is the remaining samples times
-the median seconds per sample of the study's finished rows at the same step count on this device
-(any device when none here; the median seconds per step times the step count where a step count
-has no rows yet); it is an estimate for planning, not a benchmark.
+predict folder are not left, and a cell a live process is running is named with its process. Time
+left is the remaining samples times the median seconds per sample of the study's finished rows at
+the same step count on this device (any device when none here; the median seconds per step times
+the step count where a step count has no rows yet); it is an estimate for planning, not a benchmark.
 """
 
 from __future__ import annotations

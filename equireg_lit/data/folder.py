@@ -94,36 +94,34 @@ class PredictionFolder:
                     json.dump(me, fh)
                 self._own_lock = True
                 return
-            try:
-                holder = json.loads(self.lock_path.read_text())
-            except (OSError, ValueError):
-                holder = {}
+            holder = self.live_holder()
+            if holder is None:  # stale (its process is gone) or unreadable
+                self.lock_path.unlink(missing_ok=True)
+                continue
             pid, host = int(holder.get("pid", -1)), holder.get("host")
             if pid == me["pid"] and host == me["host"]:
                 self._own_lock = True
                 return
-            if host == me["host"] and pid > 0 and _pid_alive(pid):
+            if host == me["host"]:
                 raise DataError(
                     f"{self.root} is in use by process {pid} on {host} (since {holder.get('started')}); "
                     "wait for it to finish, or write to another --trainer.default_root_dir"
                 )
-            if host not in (None, me["host"]):
-                raise DataError(
-                    f"{self.root} is locked by process {pid} on host {host}; if that run is dead, delete "
-                    f"{self.lock_path}, or write to another --trainer.default_root_dir"
-                )
-            self.lock_path.unlink(missing_ok=True)  # stale: its process is gone
+            raise DataError(
+                f"{self.root} is locked by process {pid} on host {host}; if that run is dead, delete "
+                f"{self.lock_path}, or write to another --trainer.default_root_dir"
+            )
         raise DataError(f"could not take the lock {self.lock_path}; another run keeps taking it")
 
     def live_holder(self) -> dict | None:
-        """Who holds the folder's lock (``pid``, ``host``, ``started``), when a process on this host
-        that is still alive, or one on another host (whose life cannot be checked); else None."""
+        """Who holds the folder's lock (``pid``, ``host``, ``started``): a live process on this host,
+        or one on another host (whose life cannot be checked); None when free, stale or unreadable."""
         try:
             holder = json.loads(self.lock_path.read_text())
         except (OSError, ValueError):
             return None
         pid, host = int(holder.get("pid", -1)), holder.get("host")
-        if host == socket.gethostname() and not (pid > 0 and _pid_alive(pid)):
+        if host is None or (host == socket.gethostname() and not (pid > 0 and _pid_alive(pid))):
             return None
         return holder
 
