@@ -245,11 +245,17 @@ def grid_values(study: Study, stage: TuneStage, task: str, steps: int, centre: f
     factor, 2 significant digits)."""
     g = stage.grid
     if isinstance(g, list):
-        return [float(v) for v in g]
+        return [int(round(v)) if stage.integer else float(v) for v in g]
     base = centre if centre is not None else float(
         tuned_value(study.dataset, g["around"].format(task=task, steps=steps), stage.parameter))
     base *= g.get("scale_steps", steps) / steps
-    return [float(f"{base * f:.2g}") for f in g["factors"]]
+    return [grid_value(stage, base * f) for f in g["factors"]]
+
+
+def grid_value(stage: TuneStage, v: float) -> float | int:
+    """A computed grid value (a factor or an extension) as the cell and the tuned part hold it: a
+    whole number for an ``integer`` stage, else a float of 2 significant digits."""
+    return int(round(v)) if stage.integer else float(f"{v:.2g}")
 
 
 def value_mean(rows: list[dict], metric: str, lower_is_better: bool) -> tuple[float, float]:
@@ -295,7 +301,7 @@ def walk_grid(study: Study, stage: TuneStage, task: str, steps: int, rows_for: C
         if ordered[0] < best < ordered[-1] or len(ordered) == 1:
             break
         beyond = best * stage.extend if best == ordered[-1] else best / stage.extend
-        values = [float(f"{beyond:.2g}")]
+        values = [grid_value(stage, beyond)]
     return means, best, 0
 
 

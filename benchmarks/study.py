@@ -25,6 +25,7 @@ Markdown results the report includes (cost and throughput, peer runs, PDE solver
     tune:                            # stages, in order (each may use the previous stages' parts)
       - {parameter: solver.zeta, methods: [dps], steps: [50], n: 32, grid: [1, 3, 10],
          extend: 3, max_extensions: 2, writes: "{task}_s{steps}"}
+      - {parameter: solver.equi_phase_steps, integer: true, methods: [sitcom_equireg], grid: [3, 10, 30], ...}
     quick: {n: 8, tasks: [sr4], steps: [10]}   # composes the committed tuned parts
 """
 
@@ -183,6 +184,7 @@ class TuneStage:
     n: int = 16
     extend: float = 3.0
     max_extensions: int = 2
+    integer: bool = False  # a count (e.g. solver.equi_phase_steps): grid values and extensions are whole numbers
 
 
 @dataclass

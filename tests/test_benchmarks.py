@@ -128,6 +128,27 @@ def test_tuning_extends_past_a_winning_edge_and_writes_the_tuned_part(sandbox, m
     assert "at an edge" in text and "1: -7.95, 3: -5.95, 9: 0.05" in text  # extensions used up at the edge
 
 
+def test_an_integer_stage_tunes_whole_numbers_and_writes_one(sandbox, monkeypatch):
+    """A count (here the phase's Adam steps) is tuned on whole numbers: the listed grid, the
+    extension past a winning edge, and the tuned part all hold ints."""
+    s = write_study(sandbox, "tiny", SPEC.replace("parameter: solver.zeta,", "parameter: solver.equi_phase_steps, integer: true,")
+                    .replace("grid: [1, 3], extend: 3", "grid: [1, 4], extend: 2.6"))
+    ran = []
+
+    def fake(cell, quick=False, batch_size=None, allow_diverged=False):
+        steps = dict(cell.settings)["solver.equi_phase_steps"]
+        ran.append(steps)
+        rows = fake_rows(cell, lambda _: -abs(steps - 10))
+        runner.write_rows(runner.cell_file(cell), rows)
+        return rows
+
+    monkeypatch.setattr(runner, "run_cell", fake)
+    runner.run_study(s, only=["tune"])
+    assert ran == [1, 4, 10] and all(type(v) is int for v in ran)  # 4 x 2.6 = 10.4 -> 10
+    chosen = runner.tuned_value("mnist32", "gaussian_blur_s2", "solver.equi_phase_steps")
+    assert chosen == 10 and type(chosen) is int
+
+
 def test_a_grid_value_whose_samples_diverge_loses_the_selection_and_is_reported(sandbox, monkeypatch):
     """Diverged validation samples (rows without metrics) make their grid value the worst, not an error."""
     s = write_study(sandbox, "tiny", SPEC)

@@ -137,3 +137,17 @@ def test_equi_phase_lowers_penalty():
     assert (after < before).all() and not z.requires_grad
     off = EquiReg(FixedConv(1), "hflip", freq=0.5)
     assert torch.equal(equi_phase(off, x, step=1), x)
+
+
+def test_the_equi_phase_ignores_the_weight_so_its_step_count_sets_the_strength():
+    """Adam is blind to a constant factor on its objective: alpha 0.01 and 100 land on the same
+    point (the SITCOM studies tune the phase's step count instead), while more steps go further."""
+    x = torch.randn(2, 1, 8, 8)
+    phase = lambda alpha, steps: equi_phase(EquiReg(FixedConv(1), "hflip", alpha=alpha, seed=0),  # noqa: E731
+                                            x, num_steps=steps, lr=0.05, generator=torch.Generator().manual_seed(0))
+    small, large = phase(0.01, 10), phase(100.0, 10)
+    assert (small - x).abs().max() > 0.2  # the phase moved x by steps of about lr ...
+    torch.testing.assert_close(small, large, atol=1e-3, rtol=0)  # ... the same way (Adam's eps aside)
+    reg = EquiReg(FixedConv(1), "hflip", alpha=1.0, seed=0)
+    penalty = lambda z: reg.penalty(z, generator=torch.Generator().manual_seed(0))  # noqa: E731
+    assert (penalty(phase(1.0, 30)) < penalty(phase(1.0, 3))).all()
