@@ -50,6 +50,10 @@ SAMPLERS: dict[str, Callable[[], Solver]] = {
     "DPS, 20 steps": lambda: DPS(num_steps=20, zeta=10.0),
     "DiffPIR, 20 steps": lambda: DiffPIR(num_steps=20),
     "SITCOM, N 5, K 10": lambda: SITCOM(num_steps=5, consistency_steps=10),
+    # the cheaper EquiReg placements the SITCOM studies tune: a short phase, the penalty in the objective
+    "SITCOM, N 5, K 10, 3 phase steps": lambda: SITCOM(num_steps=5, consistency_steps=10, equi_phase_steps=3),
+    "SITCOM, N 5, K 10, penalty in the objective": lambda: SITCOM(num_steps=5, consistency_steps=10,
+                                                                  equireg_placement="objective"),
     "DAPS, 50 levels": lambda: DAPS(annealing_steps=50),
 }
 
