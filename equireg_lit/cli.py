@@ -246,6 +246,20 @@ def version_text() -> str:
     return f"equireg-lit {version('equireg-lit')} ({deps})"
 
 
+def build_cli(args: list[str] | None, cli_class: type[LightningCLI] = EquiRegCLI) -> LightningCLI:
+    """The ``equireg`` CLI on the (composed) command line ``args`` (``None``: ``sys.argv``)."""
+    return cli_class(
+        pl.LightningModule,
+        pl.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        parser_class=EquiRegParser,
+        trainer_defaults={"inference_mode": False},  # guidance needs gradients during predict
+        args=args,
+    )
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``equireg`` console script (``args`` for in-process tests)."""
     from equireg_lit.utils import signals
@@ -263,16 +277,7 @@ def main(args: list[str] | None = None) -> None:
         composed = expand_config_args(argv)
         if composed != argv:
             args = argv = composed
-        EquiRegCLI(
-            pl.LightningModule,
-            pl.LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_kwargs={"overwrite": True},
-            parser_class=EquiRegParser,
-            trainer_defaults={"inference_mode": False},  # guidance needs gradients during predict
-            args=argv if args is not None else None,
-        )
+        build_cli(argv if args is not None else None)
         signum = signals.requested()
         if signum is not None:  # arrived after the run's last check (its results are complete): honour it
             print(f"equireg: signal {signum} arrived as the run finished; its results are complete", file=sys.stderr)

@@ -1,3 +1,4 @@
+import functools
 import glob
 import json
 import os
@@ -5,7 +6,8 @@ import os
 import pytest
 import torch
 
-from equireg_lit.cli import main
+from equireg_lit.cli import EquiRegCLI, build_cli, main
+from equireg_lit.utils.compose import expand_config_args
 
 
 def test_help_lists_subcommands(capsys):
@@ -33,13 +35,42 @@ CONFIGS = sorted(c for sub in ("fit", "predict", "test")
 CONFIGS += sorted(glob.glob(os.path.join(os.path.dirname(__file__), "configs", "*.yaml")))
 
 
+class _ParserBuilt(Exception):
+    pass
+
+
+class _ParserOnly(EquiRegCLI):
+    def parse_arguments(self, parser, args):
+        raise _ParserBuilt(parser)
+
+
+@functools.cache
+def cli_parser():
+    """The ``equireg`` parser, built once: building it is half the cost of parsing a config, and a
+    parse through it prints what ``main`` prints (checked for every config when this was written)."""
+    try:
+        build_cli([], _ParserOnly)
+    except _ParserBuilt as built:
+        return built.args[0]
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: os.path.relpath(p))
 def test_every_config_parses(config, capsys):
     sub = next((s for s in ("fit", "test", "predict") if f"{os.sep}{s}{os.sep}" in config), "fit")
     with pytest.raises(SystemExit) as e:
-        main([sub, "--config", config, "--print_config"])
+        cli_parser().parse_args(expand_config_args([sub, "--config", config, "--print_config"]))
     assert e.value.code in (0, None)
     assert "class_path" in capsys.readouterr().out
+
+
+def test_a_config_parses_the_same_through_main_and_the_shared_parser(capsys):
+    config = f"{os.path.dirname(__file__)}/../configs/predict/mnist32_gaussian_blur_dps_equireg.yaml"
+    printed = []
+    for parse in (main, lambda argv: cli_parser().parse_args(expand_config_args(argv))):
+        with pytest.raises(SystemExit):
+            parse(["predict", "--config", config, "--print_config"])
+        printed.append(capsys.readouterr().out)
+    assert printed[0] == printed[1] and "regularizer" in printed[0]
 
 
 def test_unknown_config_key_is_an_error(tmp_path, capsys, repo_root):
