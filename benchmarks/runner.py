@@ -5,9 +5,9 @@ Every cell keeps its per-sample outputs in ``runs/studies/<study>/<split>/<cell>
 resumes per sample) and its rows in ``benchmarks/results/<study>/cells/<split>/<cell>-<hash>.csv``
 (one file per cell, written atomically: processes or machines working on different cells of one
 study never write the same file, and a cell another live process holds is skipped or waited for).
-The study's tidy table ``benchmarks/results/<study>/samples.csv``
-is the union of its cell files, rebuilt after every cell. The hash covers the composed parts'
-contents and the overrides, so a retuned number gives new cells instead of mixing with old rows.
+The study's tidy table ``benchmarks/results/<study>/samples.csv`` is the union of its cell files,
+rebuilt after every cell. The hash covers the composed parts' contents and the overrides, so a
+retuned number gives new cells instead of mixing with old rows.
 """
 
 from __future__ import annotations
