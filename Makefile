@@ -18,10 +18,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check equireg_lit callbacks datamodules tests benchmarks configs
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 test-all: $(STAMP)
-	$(PY) -m pytest -m ""
+	$(PY) -m pytest -n auto -m ""
 
 # The pure-Python packages a lent GPU machine's image lacks (deepinv, diffusers without its
 # pipelines, jsonargparse, mlxtend, ...), packed to travel with `benchmarks/gpu_session.sh`.
