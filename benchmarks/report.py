@@ -85,13 +85,13 @@ def restoration_table(study: Study) -> tuple[str, set[str]]:
     head += ["time / network", f"time / {study.baseline}", "device"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     devices: set[str] = set()
-    missing = 0
+    missing, unfinished = 0, 0
     by_key: dict[tuple, dict[str, Cell]] = defaultdict(dict)
     for cell in study.test_cells():
         by_key[(cell.task, cell.steps)][cell.method] = cell
     for (task, steps), cells in by_key.items():
         rows = {m: _cell_rows(c) for m, c in cells.items()}
-        if any(r is None for r in rows.values()):
+        if rows.get(study.baseline) is None:
             missing += 1
             continue
         base, metric = rows[study.baseline], study.metric_for(task)
@@ -99,6 +99,14 @@ def restoration_table(study: Study) -> tuple[str, set[str]]:
         better = (lambda d: -d) if study.lower_is_better else (lambda d: d)
         for m in [study.baseline, *(o for o in others if o in rows)]:  # a method may skip a task
             r = rows[m]
+            if r is None:  # this cell waits (e.g. on a retuned number); its group's others still show
+                unfinished += 1
+                try:
+                    cols = [task, str(steps), m, "—", _tuned_text(cells[m]), "not run yet"]
+                except (StudyError, OSError):  # a tuned part it composes is not written yet
+                    cols = [task, str(steps), m, "—", "—", "waiting on tuning"]
+                lines.append("| " + " | ".join(cols + ["—"] * (len(head) - len(cols))) + " |")
+                continue
             mean, se = mean_se([x[metric] for x in r.values()])
             cols = [task, str(steps), m, str(len(r)), _tuned_text(cells[m]), f"{metric} {_num(mean, metric)} ± {_num(se, metric)}"]
             if m == study.baseline:
@@ -118,10 +126,13 @@ def restoration_table(study: Study) -> tuple[str, set[str]]:
             cols += [_own_network_ratio(r), f"{ratio:.2f}{_nfe(r)}", " / ".join(sorted({x["device"] for x in r.values()}))]
             devices |= {x["device"] for x in r.values()}
             lines.append("| " + " | ".join(cols) + " |")
-    note = f"{missing} of {len(by_key)} (task, steps) groups not run yet: `python -m benchmarks run {study.name}`."
+    resume = f"`python -m benchmarks run {study.name}`"
+    note = f"{missing} of {len(by_key)} (task, steps) groups not run yet: {resume}."
     if missing == len(by_key):
         return note, devices
-    return "\n".join(lines) + (f"\n\n{note}" if missing else ""), devices
+    notes = [note] if missing else []
+    notes += [f"{unfinished} cell(s) not run yet (their groups' other rows are final): {resume}."] if unfinished else []
+    return "\n".join(lines) + "".join(f"\n\n{n}" for n in notes), devices
 
 
 def _mean_se_text(values: list[float], metric: str) -> str:

@@ -241,6 +241,25 @@ def test_a_retuned_part_gives_new_cells_and_the_report_uses_only_current_ones(sa
     assert len(rows) == 4 and {"study", "task", "method", "steps", "index", "psnr", "device"} <= set(rows[0])
 
 
+def test_a_group_whose_baseline_ran_is_reported_with_its_unfinished_cells_marked(sandbox):
+    """A method retuned after its group ran (a new hash, rows to come) leaves the baseline's and
+    the other methods' final rows in the table, its own marked, instead of hiding the group."""
+    s = write_study(sandbox, "tiny", SPEC)
+    (sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml").write_text(
+        "model: {init_args: {solver: {init_args: {zeta: 3.0}}}}\n")
+    dps, reg = s.test_cells()
+    runner.write_rows(runner.cell_file(dps), fake_rows(dps, lambda z: 20.0))
+    table = report.restoration_table(s)[0]
+    lines = table.splitlines()
+    base = next(line for line in lines if line.startswith("| gaussian_blur | 2 | dps |"))
+    row = next(line for line in lines if line.startswith("| gaussian_blur | 2 | equireg |"))
+    assert "psnr 20.05 ± 0.05" in base and "zeta 3.0, alpha" in row and "| not run yet |" in row
+    assert row.count("|") == lines[0].count("|") and "1 cell(s) not run yet" in table
+    (sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s50_equireg.yaml").unlink()
+    row = next(line for line in report.restoration_table(s)[0].splitlines() if "| equireg |" in line)
+    assert "| waiting on tuning |" in row
+
+
 def test_secondary_metrics_are_reported_per_method_and_missing_ones_are_marked(sandbox):
     s = write_study(sandbox, "tiny", SPEC + "secondary_metrics: [residual]\n")
     tuned = sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml"
