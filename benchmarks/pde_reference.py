@@ -17,7 +17,7 @@ import json
 
 import yaml
 
-from benchmarks.report import _cell_rows, table_script
+from benchmarks.report import cell_rows, table_script
 from benchmarks.stats import mean_se
 from benchmarks.study import REPO, StudyError, load
 
@@ -54,7 +54,7 @@ def our_rows(problem: str) -> dict[str, dict]:
         metric = study.metric_for(direction)
         for steps in sorted(study.steps, reverse=True):
             cells = [c for c in study.test_cells() if c.task == direction and c.steps == steps]
-            rows = {c.method: _cell_rows(c) for c in cells}
+            rows = {c.method: cell_rows(c) for c in cells}
             if not cells or any(r is None for r in rows.values()):
                 continue
             means = {m: mean_se([x[metric] for x in r.values()]) for m, r in rows.items()}

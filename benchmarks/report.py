@@ -8,11 +8,13 @@ wrote. Nothing else is spliced anywhere.
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
 import yaml
 
+from benchmarks.figures import effect_figure
 from benchmarks.runner import RESULTS, cell_file, format_mean, read_rows, value_mean
 from benchmarks.stats import mean_se, paired
 from benchmarks.study import REPO, Cell, Study, StudyError, all_studies
@@ -86,11 +88,9 @@ def restoration_table(study: Study) -> tuple[str, set[str]]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     devices: set[str] = set()
     missing, unfinished = 0, 0
-    by_key: dict[tuple, dict[str, Cell]] = defaultdict(dict)
-    for cell in study.test_cells():
-        by_key[(cell.task, cell.steps)][cell.method] = cell
+    by_key = test_groups(study)
     for (task, steps), cells in by_key.items():
-        rows = {m: _cell_rows(c) for m, c in cells.items()}
+        rows = {m: cell_rows(c) for m, c in cells.items()}
         if rows.get(study.baseline) is None:
             missing += 1
             continue
@@ -135,6 +135,14 @@ def restoration_table(study: Study) -> tuple[str, set[str]]:
     return "\n".join(lines) + "".join(f"\n\n{n}" for n in notes), devices
 
 
+def test_groups(study: Study) -> dict[tuple[str, int], dict[str, Cell]]:
+    """The study's test cells by (task, steps), then by method, in the study's order."""
+    by_key: dict[tuple[str, int], dict[str, Cell]] = defaultdict(dict)
+    for cell in study.test_cells():
+        by_key[(cell.task, cell.steps)][cell.method] = cell
+    return by_key
+
+
 def _mean_se_text(values: list[float], metric: str) -> str:
     mean, se = mean_se(values)
     return f"{_num(mean, metric)} ± {_num(se, metric)}"
@@ -144,7 +152,7 @@ def _num(v: float, metric: str) -> str:
     return f"{v:.2f}" if metric == "psnr" else f"{v:.4g}"
 
 
-def _cell_rows(cell: Cell) -> dict[int, dict] | None:
+def cell_rows(cell: Cell) -> dict[int, dict] | None:
     """A cell's rows by sample index; None when it has not run (or its tuned part is not written)."""
     try:
         f = cell_file(cell)
@@ -162,7 +170,7 @@ def cost_table(study: Study) -> str:
     lines = ["| task | method | steps | metric | seconds / sample | nfe | device |", "|---|---|---|---|---|---|---|"]
     points: dict[str, dict[str, list[tuple[float, float, int]]]] = defaultdict(lambda: defaultdict(list))
     for cell in sorted(study.test_cells(), key=lambda c: (c.task, c.method, c.steps)):
-        by_index = _cell_rows(cell)
+        by_index = cell_rows(cell)
         if by_index is None:
             continue
         rows = list(by_index.values())
@@ -252,7 +260,9 @@ def table_script(doc: str, filename: str, table) -> None:
     print(text)
 
 
-def section(study: Study) -> str:
+def section(study: Study, docs: Path = OUT.parent) -> str:
+    """A study's Markdown section; ``docs`` is the folder the report is written to (figure links
+    are relative to it)."""
     out = [f"## {study.title}", "", study.description.strip(), ""]
     if study.kind == "script":
         for name in study.results:
@@ -261,6 +271,11 @@ def section(study: Study) -> str:
         cmds = "; ".join(f"`{c}`" + (f" unless `{made}` exists" if made else "") for c, made in study.script_steps())
         out += [f"Reproduce: `python -m benchmarks run {study.name}` (runs {cmds}).", ""]
         return "\n".join(out)
+    figure = RESULTS / study.name / "effects.png"
+    if effect_figure(study, figure):
+        out += [f"![{study.title}: paired effects by step count]({os.path.relpath(figure, docs)})", ""]
+    else:
+        figure.unlink(missing_ok=True)  # a plot the tables no longer support goes
     table, devices = restoration_table(study)
     out += [table, ""]
     if study.cost_table and cost_table(study):
@@ -277,6 +292,6 @@ def section(study: Study) -> str:
 def write_report(out: Path = OUT) -> Path:
     body = [HEADER]
     for study in all_studies():
-        body.append(section(study))
+        body.append(section(study, out.parent))
     out.write_text("\n".join(body).rstrip() + "\n")
     return out

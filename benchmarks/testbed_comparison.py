@@ -11,7 +11,7 @@ grid does not have, or whose cells have not run, reads "—".
 
 from __future__ import annotations
 
-from benchmarks.report import _cell_rows, table_script
+from benchmarks.report import cell_rows, table_script
 from benchmarks.stats import paired
 from benchmarks.study import Study, StudyError, load
 
@@ -32,7 +32,7 @@ def effect(study: Study | None, method: str, task: str, steps: int) -> str:
     cells = {c.method: c for c in study.test_cells() if c.task == task and c.steps == steps}
     if method not in cells or study.baseline not in cells:
         return "—"
-    base, rows = _cell_rows(cells[study.baseline]), _cell_rows(cells[method])
+    base, rows = cell_rows(cells[study.baseline]), cell_rows(cells[method])
     if base is None or rows is None:
         return "not run"
     d = paired(base, rows, "psnr")

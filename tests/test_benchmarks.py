@@ -260,6 +260,34 @@ def test_a_group_whose_baseline_ran_is_reported_with_its_unfinished_cells_marked
     assert "| waiting on tuning |" in row
 
 
+def test_the_effect_figure_plots_each_methods_paired_difference_and_goes_when_unsupported(sandbox):
+    """Two step counts with both methods done: the section links a figure of the paired
+    differences, the same bytes on a rerun; with one method's rows gone it has nothing to plot, and
+    the stale file is removed."""
+    from benchmarks import figures
+
+    s = write_study(sandbox, "tiny", SPEC.replace("steps: [2]", "steps: [2, 3]"))
+    for steps in (2, 3):
+        (sandbox / "configs" / "tuned" / "mnist32" / f"gaussian_blur_s{steps}.yaml").write_text(
+            "model: {init_args: {solver: {init_args: {zeta: 3.0}}}}\n")
+    cells = s.test_cells()
+    for cell in cells:
+        gain = 1.0 if cell.method == "equireg" else 0.0
+        runner.write_rows(runner.cell_file(cell), fake_rows(cell, lambda z, g=gain + cell.steps: 20.0 + g))
+    assert figures.effects(s) == {"gaussian_blur": {"equireg": [(2, 1.0, 1.0, 1.0), (3, 1.0, 1.0, 1.0)]}}
+    docs = sandbox / "docs"
+    text = report.section(s, docs)
+    png = sandbox / "results" / "tiny" / "effects.png"
+    assert "](../results/tiny/effects.png)" in text and png.read_bytes()[:4] == b"\x89PNG"
+    first = png.read_bytes()
+    report.section(s, docs)
+    assert png.read_bytes() == first
+    for cell in cells:
+        if cell.method == "equireg":
+            runner.cell_file(cell).unlink()
+    assert "effects.png" not in report.section(s, docs) and not png.exists()
+
+
 def test_secondary_metrics_are_reported_per_method_and_missing_ones_are_marked(sandbox):
     s = write_study(sandbox, "tiny", SPEC + "secondary_metrics: [residual]\n")
     tuned = sandbox / "configs" / "tuned" / "mnist32" / "gaussian_blur_s2.yaml"
