@@ -9,38 +9,42 @@ unchanged tables leaves it byte-identical.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmarks.stats import paired
 from benchmarks.study import Study
+
+if TYPE_CHECKING:
+    from benchmarks.report import Groups
 
 PANELS_PER_ROW = 4
 LEGEND_COLUMNS = 4
 SPREAD = 0.3  # how far apart the methods' markers sit at one step count (in step-count slots)
 
 
-def effects(study: Study) -> dict[str, dict[str, list[tuple[int, float, float, float]]]]:
-    """``{task: {method: [(steps, mean Δ, CI low, CI high), ...]}}`` over the cells that ran."""
-    from benchmarks.report import cell_rows, test_groups
+def effects(study: Study, groups: Groups | None = None) -> dict[str, dict[str, list[tuple[int, float, float, float]]]]:
+    """``{task: {method: [(steps, mean Δ, CI low, CI high), ...]}}`` over the cells that ran
+    (``groups``: the report's :func:`~benchmarks.report.group_rows`, read here when not given)."""
+    from benchmarks.report import group_rows
 
     out: dict[str, dict[str, list[tuple[int, float, float, float]]]] = {}
-    for (task, steps), cells in test_groups(study).items():
-        base = cell_rows(cells[study.baseline]) if study.baseline in cells else None
+    for (task, steps), group in (group_rows(study) if groups is None else groups).items():
+        base = group[study.baseline][1] if study.baseline in group else None
         if base is None:
             continue
         metric = study.metric_for(task)
-        for method, cell in cells.items():
-            rows = cell_rows(cell) if method != study.baseline else None
-            if rows is None:
+        for method, (_, rows) in group.items():
+            if rows is None or method == study.baseline:
                 continue
             d = paired(base, rows, metric)
             out.setdefault(task, {}).setdefault(method, []).append((steps, d["mean_diff"], *d["ci95"]))
     return out
 
 
-def effect_figure(study: Study, out: Path) -> Path | None:
+def effect_figure(study: Study, out: Path, groups: Groups | None = None) -> Path | None:
     """Write the study's effect plot to ``out``; None (and no file) when the study has fewer than
     two step counts or no method has a finished cell next to its baseline."""
-    data = effects(study)
+    data = effects(study, groups)
     if len(study.steps) < 2 or not data:
         return None
     import matplotlib

@@ -34,6 +34,10 @@ changes between runs does not move it; evaluations of f count as time outside th
 """
 
 
+# A study's test cells with their rows (None when not run), by (task, steps), then by method.
+Groups = dict[tuple[str, int], dict[str, tuple[Cell, "dict[int, dict] | None"]]]
+
+
 def tuned_leaves(cell: Cell) -> dict[str, object]:
     """The tuned numbers a cell composes: ``{'zeta': 3.0, 'alpha': 0.1}``."""
     out: dict[str, object] = {}
@@ -73,7 +77,7 @@ def _own_network_ratio(rows: dict[int, dict]) -> str:
     return f"{sum(r['seconds'] for r in rows.values()) / sum(net):.2f}"
 
 
-def restoration_table(study: Study) -> tuple[str, set[str]]:
+def restoration_table(study: Study, groups: Groups | None = None) -> tuple[str, set[str]]:
     """Per task and step count, the baseline's metric, then one row per method: its paired
     difference to the baseline with a 95 % interval, samples improved, its tuned numbers, its time
     over its own network time, time per sample relative to the baseline and network evaluations (a
@@ -88,9 +92,10 @@ def restoration_table(study: Study) -> tuple[str, set[str]]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     devices: set[str] = set()
     missing, unfinished = 0, 0
-    by_key = test_groups(study)
-    for (task, steps), cells in by_key.items():
-        rows = {m: cell_rows(c) for m, c in cells.items()}
+    by_key = group_rows(study) if groups is None else groups
+    for (task, steps), group in by_key.items():
+        cells = {m: c for m, (c, _) in group.items()}
+        rows = {m: r for m, (_, r) in group.items()}
         if rows.get(study.baseline) is None:
             missing += 1
             continue
@@ -135,11 +140,12 @@ def restoration_table(study: Study) -> tuple[str, set[str]]:
     return "\n".join(lines) + "".join(f"\n\n{n}" for n in notes), devices
 
 
-def test_groups(study: Study) -> dict[tuple[str, int], dict[str, Cell]]:
-    """The study's test cells by (task, steps), then by method, in the study's order."""
-    by_key: dict[tuple[str, int], dict[str, Cell]] = defaultdict(dict)
+def group_rows(study: Study) -> Groups:
+    """The study's test cells with their rows (None when not run) by (task, steps), then by
+    method, in the study's order: read once per report, for the table and the figure."""
+    by_key: Groups = defaultdict(dict)
     for cell in study.test_cells():
-        by_key[(cell.task, cell.steps)][cell.method] = cell
+        by_key[(cell.task, cell.steps)][cell.method] = (cell, cell_rows(cell))
     return by_key
 
 
@@ -271,12 +277,13 @@ def section(study: Study, docs: Path = OUT.parent) -> str:
         cmds = "; ".join(f"`{c}`" + (f" unless `{made}` exists" if made else "") for c, made in study.script_steps())
         out += [f"Reproduce: `python -m benchmarks run {study.name}` (runs {cmds}).", ""]
         return "\n".join(out)
+    groups = group_rows(study)
     figure = RESULTS / study.name / "effects.png"
-    if effect_figure(study, figure):
+    if effect_figure(study, figure, groups):
         out += [f"![{study.title}: paired effects by step count]({os.path.relpath(figure, docs)})", ""]
     else:
         figure.unlink(missing_ok=True)  # a plot the tables no longer support goes
-    table, devices = restoration_table(study)
+    table, devices = restoration_table(study, groups)
     out += [table, ""]
     if study.cost_table and cost_table(study):
         out += ["Quality and time per sample by step count:", "", cost_table(study), ""]
