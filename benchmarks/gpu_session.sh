@@ -1,6 +1,6 @@
 #!/bin/bash
 # What this project runs when a session is lent a GPU (one short, prepared script; see
-# docs/reproducing.md, "On a lent GPU"). Usage, from the repository root on the GPU machine:
+# docs/cli.md, "On a lent GPU"). Usage, from the repository root on the GPU machine:
 #
 #   OUT=/some/dir bash benchmarks/gpu_session.sh [SECONDS]
 #
@@ -10,7 +10,8 @@
 #   2. the GPU cost tables on a quiet GPU: python -m benchmarks.cost --device cuda --out gpu;
 #   3. side by side (kernel launches, not arithmetic, bound these small networks, so processes
 #      share the GPU well): the MNIST 1000-step test cells, one process per task, a fine-tune
-#      of the natural32 prior from the committed snapshot (checkpoints/natural32/) at batch 256,
+#      of the natural32 prior from the shipped EMA (step 16500; its optimizer state is gone, so
+#      network and EMA both start from it with a fresh optimizer) at batch 256,
 #      and the studies CPUs cannot finish (natural32 at 1000 steps, SITCOM and DAPS on both
 #      datasets, latent at 100);
 #   4. everything that came out, packed under $OUT (at most 8 files).
@@ -43,8 +44,8 @@ T=$(( $(left) - 40 ))
 FIT_MIN=$(( (T - 30) / 60 ))
 timeout -s TERM "$T" python3 -m equireg_lit.cli fit --config configs/fit/score_natural32.yaml \
   --model.init_args.prior.init_args.random_init false \
-  --model.init_args.prior.init_args.weights checkpoints/natural32/net.safetensors \
-  --model.init_args.ema_weights checkpoints/natural32/ema.safetensors \
+  --model.init_args.prior.init_args.weights equireg_lit/weights/natural32.safetensors \
+  --model.init_args.ema_weights equireg_lit/weights/natural32.safetensors \
   --data.init_args.batch_size 256 --trainer.max_steps 5000 --trainer.max_time "00:00:$(printf %02d "$FIT_MIN"):00" \
   --model.init_args.sample_every_n_epochs 10 \
   --trainer.default_root_dir runs/score_natural32_gpu \
