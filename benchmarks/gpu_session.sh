@@ -9,11 +9,10 @@
 #      image lacks, from devsite.tar.xz when present (built with `make devsite`);
 #   2. the GPU cost tables on a quiet GPU: python -m benchmarks.cost --device cuda --out gpu;
 #   3. side by side (kernel launches, not arithmetic, bound these small networks, so processes
-#      share the GPU well): a fine-tune
-#      of the natural32 prior from the shipped EMA (step 16500; its optimizer state is gone, so
-#      network and EMA both start from it with a fresh optimizer) at batch 256,
-#      and the studies CPUs cannot finish (natural32 at 1000 steps, SITCOM and DAPS on both
-#      datasets, latent at 100 and 500);
+#      share the GPU well): a batch-256 fine-tune of the natural32 prior from the shipped EMA
+#      (step 16500; its optimizer state is gone, so network and EMA both start from it with a
+#      fresh optimizer) and the studies CPUs cannot finish (natural32 at 1000 steps, SITCOM and
+#      DAPS on both datasets, latent at 100 and 500);
 #   4. everything that came out, packed under $OUT (at most 8 files).
 set -u
 BUDGET=${1:-540}
