@@ -9,8 +9,11 @@
 #      image lacks, from devsite.tar.xz when present (built with `make devsite`);
 #   2. the GPU cost tables on a quiet GPU: python -m benchmarks.cost --device cuda --out gpu;
 #   3. side by side (kernel launches, not arithmetic, bound these small networks, so processes
-#      share the GPU well): the studies CPUs cannot finish (natural32 at 1000 steps in two
-#      processes, SITCOM and DAPS on both datasets, latent at 100 and 500). No natural32 prior
+#      share the GPU well): the 10,000-pair Helmholtz prior (configs/fit/score_helmholtz64_10k.yaml;
+#      31,000 steps, about 9 h on one CPU thread; its data generate in under a minute), resuming
+#      from checkpoints/helmholtz64_10k/ when an earlier lease left one there, and the studies
+#      CPUs cannot finish (natural32 at 1000 steps in two processes, SITCOM and DAPS on both
+#      datasets, latent at 100 and 500). No natural32 prior
 #      fine-tune: 6,500 more steps moved its held-out denoising by under 0.1 dB
 #      (benchmarks.natural32_generalization), and a re-shipped prior would void every natural32 cell;
 #   4. everything that came out, packed under $OUT.
@@ -41,6 +44,15 @@ echo "cost: rc $? at $(( $(date +%s) - START )) s"
 # 3. side by side, all stopped ~40 s before the budget so their files can be packed; two processes
 #    on one study share its cells (the runner locks each cell)
 T=$(( $(left) - 40 ))
+FIT_MIN=$(( (T - 30) / 60 ))
+RESUME=()
+if ls checkpoints/helmholtz64_10k/last.ckpt.part-* >/dev/null 2>&1; then
+  cat checkpoints/helmholtz64_10k/last.ckpt.part-* > build/helmholtz64_10k_resume.ckpt
+  RESUME=(--ckpt_path build/helmholtz64_10k_resume.ckpt)
+fi
+# stopped by max_time a little before the studies' timeout, so it saves last.ckpt and exports its EMA
+timeout -s TERM "$T" python3 -m equireg_lit.cli fit --config configs/fit/score_helmholtz64_10k.yaml \
+  --trainer.max_time "00:00:$(printf %02d "$FIT_MIN"):00" "${RESUME[@]}" >"$LOGS/fit_helmholtz64_10k.log" 2>&1 &
 # the studies CPUs cannot finish, each resuming per cell (what does not finish runs on the next lease)
 set -f  # the --cells globs go to the runner, not the shell
 i=0
@@ -58,4 +70,10 @@ echo "side by side: done at $(( $(date +%s) - START )) s"
 # 4. pack
 tar -czf "$OUT/logs.tgz" "$LOGS" 2>/dev/null
 tar -czf "$OUT/results.tgz" benchmarks/results/gpu benchmarks/results/*/cells configs/tuned 2>/dev/null
+FIT=runs/score_helmholtz64_10k
+cp "$FIT/helmholtz64_10k.safetensors" "$FIT/helmholtz64_10k.json" "$OUT/" 2>/dev/null
+tar -czf "$OUT/fit_logs.tgz" "$FIT"/lightning_logs/*/metrics.csv "$FIT"/lightning_logs/*/events.* 2>/dev/null
+CKPT=$(ls -t "$FIT"/checkpoints/last.ckpt "$FIT"/lightning_logs/*/checkpoints/*.ckpt 2>/dev/null | head -1)
+# split for the return trip; commit the parts to checkpoints/helmholtz64_10k/ to resume next lease
+[ -n "$CKPT" ] && split -b 15M "$CKPT" "$OUT/last.ckpt.part-"
 ls -la "$OUT"
