@@ -13,9 +13,9 @@
 #      31,000 steps, about 9 h on one CPU thread; its data generate in under a minute), resuming
 #      from checkpoints/helmholtz64_10k/ when an earlier lease left one there, and the studies
 #      CPUs cannot finish (natural32 at 1000 steps in two processes, SITCOM and DAPS on both
-#      datasets, latent at 100 and 500). No natural32 prior
-#      fine-tune: 6,500 more steps moved its held-out denoising by under 0.1 dB
-#      (benchmarks.natural32_generalization), and a re-shipped prior would void every natural32 cell;
+#      datasets, latent at 100 and 500). No natural32 prior fine-tune: 6,500 more steps moved
+#      its held-out denoising by under 0.1 dB (benchmarks.natural32_generalization), and a
+#      re-shipped prior would void every natural32 cell;
 #   4. everything that came out, packed under $OUT.
 set -u
 BUDGET=${1:-540}
@@ -50,9 +50,9 @@ if ls checkpoints/helmholtz64_10k/last.ckpt.part-* >/dev/null 2>&1; then
   cat checkpoints/helmholtz64_10k/last.ckpt.part-* > build/helmholtz64_10k_resume.ckpt
   RESUME=(--ckpt_path build/helmholtz64_10k_resume.ckpt)
 fi
-# stopped by max_time a little before the studies' timeout, so it saves last.ckpt and exports its EMA
+# stopped by max_time a little before the studies' timeout, so it saves a checkpoint and exports its EMA
 timeout -s TERM "$T" python3 -m equireg_lit.cli fit --config configs/fit/score_helmholtz64_10k.yaml \
-  --trainer.max_time "00:00:$(printf %02d "$FIT_MIN"):00" "${RESUME[@]}" >"$LOGS/fit_helmholtz64_10k.log" 2>&1 &
+  --trainer.max_time "00:00:$(printf %02d "$FIT_MIN"):00" ${RESUME[@]+"${RESUME[@]}"} >"$LOGS/fit_helmholtz64_10k.log" 2>&1 &
 # the studies CPUs cannot finish, each resuming per cell (what does not finish runs on the next lease)
 set -f  # the --cells globs go to the runner, not the shell
 i=0
