@@ -18,13 +18,12 @@ Writes benchmarks/results/natural32_baselines.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from benchmarks.stats import machine, mean_se
+from benchmarks.stats import machine, mean_se, write_result
 from benchmarks.study import task_operator
 from equireg_lit.callbacks.prediction_writer import image_metrics
 from equireg_lit.datamodules import Natural32DataModule
@@ -83,7 +82,6 @@ def main() -> None:
     p.add_argument("--out", default=str(RESULTS / "natural32_baselines"), help="output stem (.json and .md)")
     args = p.parse_args()
     stem = Path(args.out)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     dm = Natural32DataModule()
     dm.setup()
     mean = float(dm.splits["train"].images.mean())
@@ -113,15 +111,13 @@ def main() -> None:
             rows.append({"task": task, "method": "bicubic", "weight": None, "psnr": m, "stderr": se, "n": len(xt)})
     out = {"rows": rows, "validation_tuning": tuning, "n_val": args.n_val, "machine": machine(),
            "command": "python -m benchmarks.natural32_baselines"}
-    stem.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
     md = ["| task | method | weight (tuned on validation) | test PSNR |", "|---|---|---|---|"]
     for r in rows:
         weight = "—" if r["weight"] is None else f"{r['weight']:g}"
         md.append(f"| {r['task']} | {r['method']} | {weight} | {r['psnr']:.2f} ± {r['stderr']:.2f} |")
     md += ["", f"{args.n_test} test patches (astronaut, grass, coins), weights tuned on {args.n_val} validation "
            f"patches (grids extended past winning edges). Machine: {out['machine']}. Command: `{out['command']}`"]
-    stem.with_suffix(".md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_result(stem, out, md)
 
 
 if __name__ == "__main__":

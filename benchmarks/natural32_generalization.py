@@ -14,12 +14,11 @@ while training lowers both only a little is limited by its training images, not 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
-from benchmarks.stats import machine
+from benchmarks.stats import machine, paired, write_result
 from equireg_lit.data.natural import SOURCES, natural32
 from equireg_lit.diffusion import DiffusersUNetPrior
 from equireg_lit.metrics import batch_psnr
@@ -78,9 +77,11 @@ def measure(prior: DiffusersUNetPrior, images: torch.Tensor, eps: torch.Tensor, 
     return out
 
 
-def paired(a: torch.Tensor, b: torch.Tensor) -> str:
-    d = a - b
-    return f"{d.mean():+.2f} ± {1.96 * d.std() / len(d) ** 0.5:.2f}"
+def gain_over(reference: torch.Tensor, psnr: torch.Tensor) -> str:
+    """The paired PSNR difference to a reference on the same patches, with its 95 % interval."""
+    d = paired({i: {"psnr": v} for i, v in enumerate(reference.tolist())},
+               {i: {"psnr": v} for i, v in enumerate(psnr.tolist())}, "psnr")
+    return f"{d['mean_diff']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
 
 
 def main() -> None:
@@ -121,15 +122,13 @@ def main() -> None:
             for sigma in SIGMAS:
                 p, ref = r[f"psnr_sigma{sigma:g}"], tv[s][sigma]
                 row[f"psnr_sigma{sigma:g}"] = p.mean().item()
-                row[f"gain_over_tv_sigma{sigma:g}"] = paired(p, ref)
+                row[f"gain_over_tv_sigma{sigma:g}"] = gain_over(ref, p)
             rows.append(row)
             print(row, flush=True)
     tv_rows = [{"split": s, **{f"psnr_sigma{sigma:g}": tv[s][sigma].mean().item() for sigma in SIGMAS}} for s in SPLITS]
     out = {"rows": rows, "tv": tv_rows, "tv_weights": {f"{k:g}": v for k, v in tv_weights.items()},
            "tv_validation_psnr_by_weight": tv_grid,
            "machine": machine(), "command": "python -m benchmarks.natural32_generalization"}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
     sig = " | ".join(f"denoising PSNR, sigma {s:g} (vs TV)" for s in SIGMAS)
     lines = [f"| denoiser | training step | patches | diffusion loss | {sig} |",
              "|---|---|---|---|" + "---|" * len(SIGMAS)]
@@ -147,8 +146,7 @@ def main() -> None:
               "matches sigma on the [-1, 1] scale, next to TV denoising of the same noisy patches (weight tuned on "
               f"a quarter of the validation patches: {weights_text}); in brackets the paired difference to TV with "
               f"its 95 % interval. Machine: {out['machine']}. Command: `{out['command']}`"]
-    Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result(args.out, out, lines)
 
 if __name__ == "__main__":
     main()

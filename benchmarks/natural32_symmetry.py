@@ -12,13 +12,12 @@ docs/results.md). Every transformed patch is paired with the untransformed one i
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from benchmarks.stats import machine
+from benchmarks.stats import machine, write_result
 from equireg_lit.datamodules import Natural32DataModule
 from equireg_lit.probes.objectives import auroc
 
@@ -72,15 +71,12 @@ def main() -> None:
     train, val = dm.splits["train"].images, dm.splits["val"].images
     rows = [check(name, train, val, args.epochs, args.seed) for name in TRANSFORMS]
     out = {"rows": rows, "machine": machine(), "command": "python -m benchmarks.natural32_symmetry"}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
     lines = ["| transform | AUROC on validation patches (other images) | AUROC on training patches |", "|---|---|---|"]
     lines += [f"| {r['transform']} | {r['val_auroc']:.3f} | {r['train_auroc']:.3f} |" for r in rows]
     lines += ["", f"A CNN trained {args.epochs} epochs on {rows[0]['train_patches']} training patches to tell a transformed "
               f"patch from its original; {rows[0]['val_patches']} validation patches. 0.5 = the transformation leaves no "
               f"trace. Machine: {out['machine']}. Command: `{out['command']}`"]
-    Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result(args.out, out, lines)
 
 
 if __name__ == "__main__":

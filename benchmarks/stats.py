@@ -1,10 +1,12 @@
 """Summary statistics of per-sample tables: mean and standard error, paired differences with
-95 % t-intervals, and the machine a number came from."""
+95 % t-intervals, the machine a number came from, and the .json / .md pair a script writes."""
 
 from __future__ import annotations
 
+import json
 import math
 import platform
+from pathlib import Path
 
 import torch
 
@@ -37,3 +39,15 @@ def machine(device: torch.device | None = None) -> str:
 def device_name() -> str:
     """The device column of a per-sample table: the GPU's name or ``CPU``."""
     return torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+
+
+def write_result(stem: str | Path, data: dict, markdown: list[str]) -> None:
+    """A script's result: ``stem.json`` (every number) and ``stem.md`` (the table docs/results.md
+    includes), each written atomically; the table is printed too."""
+    from equireg_lit.utils.io import atomic_write_text
+
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(data, indent=2) + "\n")
+    atomic_write_text(stem.with_suffix(".md"), "\n".join(markdown) + "\n")
+    print("\n".join(markdown))
