@@ -630,3 +630,14 @@ def test_the_sampler_cost_table_has_every_sampler_alone_and_with_equireg(tmp_pat
     assert {k: r["nfe"] for k, r in rows.items()} == {"DPS": 2, "DiffPIR": 2, "SITCOM": 6, "DAPS": 4}
     assert all(r["time_over_network"] >= 1.0 and r["equireg_over_sampler"] > 0 for r in rows.values())
     assert (tmp_path / "sampler_cost.md").read_text().count("\n| ") == 4  # one row per sampler
+
+
+def test_write_result_writes_both_files_and_prints_the_table(tmp_path, capsys):
+    from benchmarks.stats import write_result
+
+    stem = tmp_path / "deeper" / "result"
+    write_result(stem, {"rows": [{"psnr": 30.5}]}, ["| a |", "|---|", "| 1 |"])
+    assert json.loads(stem.with_suffix(".json").read_text()) == {"rows": [{"psnr": 30.5}]}
+    assert stem.with_suffix(".md").read_text() == "| a |\n|---|\n| 1 |\n"
+    assert "| 1 |" in capsys.readouterr().out
+    assert sorted(p.name for p in stem.parent.iterdir()) == ["result.json", "result.md"]  # no temporary left
