@@ -7,8 +7,8 @@ gain over TV is what the prior learned).
     python -m benchmarks.natural32_generalization [--n 1000]
 
 Writes benchmarks/results/natural32_generalization.{json,md} (part of the ``natural32_testbed``
-section of docs/results.md). A prior whose loss on other images stays far above its training loss
-while training lowers both only a little is limited by its training images, not by training time.
+section of docs/results.md). When more training lifts the training patches and barely moves the
+others, further steps on the same images are not worth their time (or a re-shipped prior).
 """
 
 from __future__ import annotations
@@ -147,6 +147,7 @@ def main() -> None:
               f"a quarter of the validation patches: {weights_text}); in brackets the paired difference to TV with "
               f"its 95 % interval. Machine: {out['machine']}. Command: `{out['command']}`"]
     write_result(args.out, out, lines)
+
 
 if __name__ == "__main__":
     main()
